@@ -1,0 +1,163 @@
+//! Bodies of the HTTP API under `/api/v1` (DESIGN.md §4).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::ids::{ConversationId, MessageId, UserId};
+
+/// A user as others see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// One message of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub body: String,
+    /// The sender's idempotency key for this message.
+    #[ts(type = "string")]
+    pub client_msg_id: Uuid,
+    #[ts(type = "string")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    Direct,
+    Group,
+}
+
+/// A member of a conversation and how far they have read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct Member {
+    pub user: User,
+    /// The newest message this member has marked read, if any.
+    pub last_read_id: Option<MessageId>,
+}
+
+/// A conversation as the caller sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub kind: ConversationKind,
+    /// The group's title; `null` for direct conversations.
+    pub title: Option<String>,
+    pub members: Vec<Member>,
+    pub last_message: Option<Message>,
+    /// Messages from others newer than the caller's read marker.
+    pub unread_count: u32,
+    #[ts(type = "string")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct SignupRequest {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    #[ts(optional)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// The answer to signup and login; the refresh token travels in a cookie.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct AuthResponse {
+    pub user: User,
+    pub access_token: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct RefreshResponse {
+    pub access_token: String,
+    pub expires_in: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
+pub struct UserSearch {
+    /// A username or display-name prefix.
+    pub q: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CreateConversation {
+    /// The direct conversation with `user_id`; creating it twice returns the same one.
+    Direct { user_id: UserId },
+    /// A group of the caller and `member_ids`.
+    Group {
+        title: String,
+        member_ids: Vec<UserId>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct AddMembers {
+    pub user_ids: Vec<UserId>,
+}
+
+/// Cursor parameters of `GET /conversations/{id}/messages`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    /// Only messages older than this id.
+    pub before: Option<MessageId>,
+    /// Only messages newer than this id.
+    pub after: Option<MessageId>,
+    /// At most this many (1 to 100, default 50).
+    pub limit: Option<u32>,
+}
+
+/// A page of history, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    /// Whether older (or, with `after`, newer) messages remain past this page.
+    pub has_more: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct SendMessage {
+    #[ts(type = "string")]
+    pub client_msg_id: Uuid,
+    pub body: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, such as `not_a_member` or `rate_limited`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// `GET /readyz`: whether each dependency answers.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Dependency name → `"ok"` or what is wrong with it.
+    pub checks: BTreeMap<String, String>,
+}

@@ -1,0 +1,138 @@
+//! WebSocket frames on `GET /api/v1/ws` (DESIGN.md §5): text frames, one JSON object
+//! each, tagged by `type`.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use uuid::Uuid;
+
+use crate::http::{Conversation, Message, User};
+use crate::ids::{ConversationId, MessageId, UserId};
+
+/// A frame from the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Must come first, within 10 s.
+    Auth {
+        token: String,
+    },
+    /// Post a message; idempotent per (sender, `client_msg_id`).
+    Send {
+        conversation_id: ConversationId,
+        #[ts(type = "string")]
+        client_msg_id: Uuid,
+        body: String,
+    },
+    Typing {
+        conversation_id: ConversationId,
+    },
+    /// Read up to and including `message_id`.
+    Read {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    },
+    /// Replay every message after `since` in the caller's conversations, in id
+    /// order, then `synced`. Without `since` nothing is replayed (send `"0"` for
+    /// everything). In a cluster the replay may start a few seconds before `since`
+    /// (messages from different nodes can land slightly out of id order); drop
+    /// what you already have by id.
+    Sync {
+        #[serde(default)]
+        #[ts(optional)]
+        since: Option<MessageId>,
+    },
+    Ping,
+}
+
+/// A frame from the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Ready {
+        user: User,
+        heartbeat_ms: u32,
+    },
+    /// The send is durable.
+    Ack {
+        #[ts(type = "string")]
+        client_msg_id: Uuid,
+        message_id: MessageId,
+        conversation_id: ConversationId,
+    },
+    Message {
+        message: Message,
+    },
+    Typing {
+        conversation_id: ConversationId,
+        user_id: UserId,
+    },
+    Read {
+        conversation_id: ConversationId,
+        user_id: UserId,
+        message_id: MessageId,
+    },
+    Presence {
+        user_id: UserId,
+        online: bool,
+    },
+    /// The caller was added to, or a member change happened in, this conversation.
+    Conversation {
+        conversation: Conversation,
+    },
+    /// The caller was removed from this conversation.
+    Removed {
+        conversation_id: ConversationId,
+    },
+    /// The end of a sync replay: every message up to `until` has been sent.
+    Synced {
+        until: Option<MessageId>,
+    },
+    /// The frame was refused; the connection stays open.
+    Error {
+        code: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "string")]
+        client_msg_id: Option<Uuid>,
+    },
+    Pong,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_are_tagged_by_type() {
+        let frame: ClientFrame = serde_json::from_str(
+            r#"{"type":"send","conversation_id":"5","client_msg_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","body":"hi"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            frame,
+            ClientFrame::Send {
+                conversation_id: ConversationId(5),
+                ..
+            }
+        ));
+        assert_eq!(
+            serde_json::from_str::<ClientFrame>(r#"{"type":"ping"}"#).unwrap(),
+            ClientFrame::Ping
+        );
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"launch"}"#).is_err());
+    }
+
+    #[test]
+    fn errors_omit_a_missing_client_msg_id() {
+        let json = serde_json::to_string(&ServerFrame::Error {
+            code: "malformed_json".into(),
+            message: "x".into(),
+            client_msg_id: None,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"malformed_json","message":"x"}"#
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! Authentication primitives (DESIGN.md §7): Argon2id password hashes, short-lived
+//! HS256 access tokens with the algorithm pinned, and opaque refresh tokens that are
+//! stored only as SHA-256 hashes. The HTTP endpoints that use them are in
+//! `http/auth.rs`; the refresh-token families live behind [`crate::store::Sessions`].
+
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chat_protocol::UserId;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Argon2 runs on a few dedicated threads (one per core), not on tokio's blocking
+/// pool: each hash takes 19 MiB and a core, and memory freed on many short-lived
+/// blocking threads stays with the allocator, so a burst of sign-ups would otherwise
+/// leave gigabytes resident. A burst queues here instead.
+fn hashing_queue() -> &'static std::sync::mpsc::Sender<HashJob> {
+    static QUEUE: std::sync::OnceLock<std::sync::mpsc::Sender<HashJob>> =
+        std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (queue, jobs) = std::sync::mpsc::channel::<HashJob>();
+        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for n in 0..cores {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = match jobs.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "could not start a password-hashing thread");
+            }
+        }
+        queue
+    })
+}
+
+async fn on_hashing_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let (answer, result) = tokio::sync::oneshot::channel();
+    hashing_queue()
+        .send(Box::new(move || {
+            let _ = answer.send(work());
+        }))
+        .map_err(|_| anyhow::anyhow!("the password-hashing threads have stopped"))?;
+    Ok(result.await?)
+}
+
+/// Hashes a password with Argon2id and a random salt, off the async runtime.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    on_hashing_thread(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+    })
+    .await?
+}
+
+/// Checks a password against a stored hash, off the async runtime.
+pub async fn verify_password(password: String, hash: String) -> anyhow::Result<bool> {
+    on_hashing_thread(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await?
+}
+
+/// A hash to verify against when the username does not exist, so a login for an
+/// unknown user takes as long as one with a wrong password.
+pub async fn dummy_hash() -> &'static str {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_init(|| async {
+            hash_password("not a real password".into())
+                .await
+                .unwrap_or_default()
+        })
+        .await
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    iat: u64,
+}
+
+/// A verified access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessGrant {
+    pub user: UserId,
+    /// Unix seconds at which the token expires.
+    pub expires_at: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid or expired access token")]
+pub struct InvalidToken;
+
+/// Issues and checks access tokens.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn issue(&self, user: UserId) -> anyhow::Result<String> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<AccessGrant, InvalidToken> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| InvalidToken)?;
+        let user = data.claims.sub.parse().map_err(|_| InvalidToken)?;
+        Ok(AccessGrant {
+            user,
+            expires_at: data.claims.exp,
+        })
+    }
+}
+
+/// A new refresh token: 256 random bits, URL-safe base64.
+pub fn new_refresh_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What the store keeps instead of the token itself.
+pub fn refresh_token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Loads the signing secret from `data_dir/jwt_secret`, creating it (owner-only) on
+/// first start so tokens stay valid across restarts.
+pub fn load_or_create_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("jwt_secret");
+    match std::fs::read_to_string(&path) {
+        Ok(existing) => Ok(URL_SAFE_NO_PAD.decode(existing.trim())?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)?;
+            let mut secret = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut secret);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            use std::io::Write;
+            options
+                .open(&path)?
+                .write_all(URL_SAFE_NO_PAD.encode(secret).as_bytes())?;
+            Ok(secret.to_vec())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(900),
+        )
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_its_user() {
+        let tokens = tokens();
+        let grant = tokens.verify(&tokens.issue(UserId(42)).unwrap()).unwrap();
+        assert_eq!(grant.user, UserId(42));
+        assert!(grant.expires_at > jsonwebtoken::get_current_timestamp());
+    }
+
+    #[test]
+    fn tampered_foreign_expired_and_unsigned_tokens_are_refused() {
+        let tokens = tokens();
+        let token = tokens.issue(UserId(1)).unwrap();
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(tokens.verify(&tampered).is_err());
+
+        let other = Tokens::new(
+            b"another secret of at least 32 bytes!",
+            Duration::from_secs(900),
+        );
+        assert!(tokens.verify(&other.issue(UserId(1)).unwrap()).is_err());
+
+        let now = jsonwebtoken::get_current_timestamp();
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "1".into(),
+                iat: now - 100,
+                exp: now - 10,
+            },
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(tokens.verify(&expired).is_err());
+
+        // alg=none: header {"alg":"none"} with the same claims and no signature.
+        let claims = token.split('.').nth(1).unwrap();
+        let unsigned = format!(
+            "{}.{claims}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
+        );
+        assert!(tokens.verify(&unsigned).is_err());
+        assert!(tokens.verify("garbage").is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_stored_hashed() {
+        let (a, b) = (new_refresh_token(), new_refresh_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(refresh_token_hash(&a).len(), 64);
+        assert_ne!(refresh_token_hash(&a), refresh_token_hash(&b));
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_only_against_their_hash() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(
+            verify_password("correct horse".into(), hash.clone())
+                .await
+                .unwrap()
+        );
+        assert!(!verify_password("wrong horse".into(), hash).await.unwrap());
+    }
+}

@@ -1,0 +1,182 @@
+//! Configuration: one typed struct, read once at start from flags or their `CHAT_*`
+//! environment equivalents, and validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Everything `chat serve` can be told. Defaults give the embedded mode on a laptop.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free one (the chosen URL is printed).
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Where the embedded mode keeps its SQLite database and generated secret.
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// The built web client (`npm run build` in web/), served at `/`.
+    #[arg(long, env = "CHAT_WEB_DIR", default_value = "web/dist")]
+    pub web_dir: PathBuf,
+
+    /// HS256 secret for access tokens (at least 32 bytes). When unset, one is
+    /// generated once and kept in the data dir, so tokens survive restarts.
+    #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Origins allowed to open a WebSocket, comma-separated (e.g.
+    /// `https://chat.example.com`). When empty, only the server's own origin is.
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Mark the refresh cookie `Secure`. Turn on whenever clients reach the server
+    /// over HTTPS (directly or through a TLS-terminating proxy).
+    #[arg(long, env = "CHAT_COOKIE_SECURE", default_value_t = false)]
+    pub cookie_secure: bool,
+
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy),
+    /// for per-address login and signup throttling.
+    #[arg(long, env = "CHAT_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// PostgreSQL URL: the directory and message history (and refresh tokens when
+    /// Redis is not configured) move from SQLite to PostgreSQL.
+    #[arg(long, env = "CHAT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Redis URL: sessions, presence, rate limits, idempotency keys, node-id leases
+    /// and events between nodes move from process memory to Redis.
+    #[arg(long, env = "CHAT_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so deployments can share a Redis.
+    #[arg(long, env = "CHAT_REDIS_PREFIX", default_value = "chat:")]
+    pub redis_prefix: String,
+
+    /// Kafka bootstrap servers (`host:port,...`): the message log moves from the
+    /// SQLite file to Kafka.
+    #[arg(long, env = "CHAT_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// The message topic, created at start if missing.
+    #[arg(long, env = "CHAT_KAFKA_TOPIC", default_value = "chat.messages")]
+    pub kafka_topic: String,
+
+    /// Partitions of a newly created topic.
+    #[arg(long, env = "CHAT_KAFKA_PARTITIONS", default_value_t = 6)]
+    pub kafka_partitions: i32,
+
+    /// Replication factor of a newly created topic (3 on a real cluster).
+    #[arg(long, env = "CHAT_KAFKA_REPLICATION", default_value_t = 1)]
+    pub kafka_replication: i32,
+
+    /// Node id for message ids (0–1023); must differ between nodes of a cluster.
+    /// Unset: leased in Redis when Redis is configured, else 0.
+    #[arg(long, env = "CHAT_NODE_ID")]
+    pub node_id: Option<u16>,
+
+    /// Lifetime of access tokens in seconds (at most 900).
+    #[arg(long, env = "CHAT_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u32,
+
+    /// Lifetime of refresh tokens in seconds (default 30 days).
+    #[arg(long, env = "CHAT_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Messages each user may send per second, on average.
+    #[arg(long, env = "CHAT_SEND_RATE_PER_SEC", default_value_t = 20.0)]
+    pub send_rate_per_sec: f64,
+
+    /// Messages a user may send in a burst.
+    #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 40.0)]
+    pub send_burst: f64,
+
+    /// Frames one WebSocket may send per second on average; beyond the burst the
+    /// socket is closed with 4429.
+    #[arg(long, env = "CHAT_FRAMES_PER_SEC", default_value_t = 50.0)]
+    pub frames_per_sec: f64,
+
+    #[arg(long, env = "CHAT_FRAME_BURST", default_value_t = 200.0)]
+    pub frame_burst: f64,
+
+    /// Failed logins allowed per account in 15 minutes.
+    #[arg(long, env = "CHAT_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 5)]
+    pub login_failures_per_account: u32,
+
+    /// Failed logins allowed per client address in 15 minutes.
+    #[arg(long, env = "CHAT_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 50)]
+    pub login_failures_per_address: u32,
+
+    /// Signups allowed per client address per minute.
+    #[arg(long, env = "CHAT_SIGNUPS_PER_MINUTE", default_value_t = 30)]
+    pub signups_per_minute: u32,
+
+    /// How long a new WebSocket may stay unauthenticated.
+    #[arg(long, env = "CHAT_AUTH_TIMEOUT_MS", default_value_t = chat_protocol::AUTH_TIMEOUT_MS)]
+    pub auth_timeout_ms: u64,
+
+    /// Interval of the server's WebSocket pings, told to clients in `ready`.
+    #[arg(long, env = "CHAT_HEARTBEAT_MS", default_value_t = 25_000)]
+    pub heartbeat_ms: u32,
+
+    /// Frames queued for one connection before it counts as a slow reader and is
+    /// disconnected.
+    #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+
+    /// How long shutdown waits for in-flight work before giving up.
+    #[arg(long, env = "CHAT_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Config {
+    /// Checks what clap cannot, with messages that say what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(id) = self.node_id
+            && id > 1023
+        {
+            return Err(format!("CHAT_NODE_ID must be 0..=1023, not {id}"));
+        }
+        if self.kafka_partitions < 1 || self.kafka_replication < 1 {
+            return Err(
+                "CHAT_KAFKA_PARTITIONS and CHAT_KAFKA_REPLICATION must be at least 1".into(),
+            );
+        }
+        if !(1..=900).contains(&self.access_token_ttl_secs) {
+            return Err("CHAT_ACCESS_TOKEN_TTL_SECS must be between 1 and 900".into());
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < 32
+        {
+            return Err("CHAT_JWT_SECRET must be at least 32 bytes".into());
+        }
+        for (name, value) in [
+            ("CHAT_SEND_RATE_PER_SEC", self.send_rate_per_sec),
+            ("CHAT_SEND_BURST", self.send_burst),
+            ("CHAT_FRAMES_PER_SEC", self.frames_per_sec),
+            ("CHAT_FRAME_BURST", self.frame_burst),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!("{name} must be a positive number"));
+            }
+        }
+        if self.outbound_queue == 0 {
+            return Err("CHAT_OUTBOUND_QUEUE must be at least 1".into());
+        }
+        for origin in &self.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(format!(
+                    "CHAT_ALLOWED_ORIGINS entries look like https://host[:port], not `{origin}`"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms)
+    }
+}

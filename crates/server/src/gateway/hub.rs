@@ -1,0 +1,114 @@
+//! The local connections of this node, by user. Fan-out and ephemeral events hand a
+//! frame (serialized once, shared as cheap-to-clone bytes) to the hub, which queues
+//! it on every connection of the addressed users without waiting: a connection whose
+//! bounded queue is full is a slow reader and is told to close, so one slow client
+//! never holds up or grows memory for the others.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::ws::Utf8Bytes;
+use chat_protocol::UserId;
+use tokio::sync::{Notify, mpsc};
+
+pub type ConnectionId = u64;
+
+/// A frame queued for one connection.
+pub type Outbound = Utf8Bytes;
+
+struct Handle {
+    id: ConnectionId,
+    queue: mpsc::Sender<Outbound>,
+    /// Woken when the connection must close because it cannot keep up.
+    kick: Arc<Notify>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    users: RwLock<HashMap<UserId, Vec<Handle>>>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(
+        &self,
+        user: UserId,
+        queue: mpsc::Sender<Outbound>,
+        kick: Arc<Notify>,
+    ) -> ConnectionId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut users = self.users.write().unwrap_or_else(|p| p.into_inner());
+        users
+            .entry(user)
+            .or_default()
+            .push(Handle { id, queue, kick });
+        id
+    }
+
+    pub fn unregister(&self, user: UserId, id: ConnectionId) {
+        let mut users = self.users.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(handles) = users.get_mut(&user) {
+            handles.retain(|h| h.id != id);
+            if handles.is_empty() {
+                users.remove(&user);
+            }
+        }
+    }
+
+    /// Queues `frame` on every local connection of `users` (but `except`); returns
+    /// how many connections got it.
+    pub fn deliver(
+        &self,
+        users: &[UserId],
+        frame: &Outbound,
+        except: Option<ConnectionId>,
+    ) -> usize {
+        let map = self.users.read().unwrap_or_else(|p| p.into_inner());
+        let mut delivered = 0;
+        for user in users {
+            for handle in map.get(user).into_iter().flatten() {
+                if Some(handle.id) == except {
+                    continue;
+                }
+                match handle.queue.try_send(frame.clone()) {
+                    Ok(()) => delivered += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => handle.kick.notify_one(),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+        }
+        delivered
+    }
+
+    pub fn connection_count(&self) -> usize {
+        let map = self.users.read().unwrap_or_else(|p| p.into_inner());
+        map.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_kicks_its_connection_and_spares_the_others() {
+        let hub = Hub::new();
+        let (slow_tx, _slow_rx) = mpsc::channel(1);
+        let (fast_tx, mut fast_rx) = mpsc::channel(8);
+        let slow_kick = Arc::new(Notify::new());
+        hub.register(UserId(1), slow_tx, slow_kick.clone());
+        hub.register(UserId(2), fast_tx, Arc::new(Notify::new()));
+        let frame = Utf8Bytes::from_static("{}");
+        assert_eq!(hub.deliver(&[UserId(1), UserId(2)], &frame, None), 2);
+        assert_eq!(hub.deliver(&[UserId(1), UserId(2)], &frame, None), 1);
+        tokio::time::timeout(std::time::Duration::from_secs(1), slow_kick.notified())
+            .await
+            .unwrap();
+        assert!(fast_rx.recv().await.is_some() && fast_rx.recv().await.is_some());
+    }
+}

@@ -1,0 +1,302 @@
+//! Sign-up, login, refresh and logout (DESIGN.md §7). The access token goes in the
+//! response body (clients keep it in memory only); the refresh token only ever in an
+//! `HttpOnly; SameSite=Strict` cookie scoped to `/api/v1/auth`. Refresh and logout
+//! require the custom CSRF header, which a cross-site form cannot send.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use chat_protocol::http::{AuthResponse, LoginRequest, RefreshResponse, SignupRequest, User};
+use chat_protocol::{CSRF_HEADER, REFRESH_COOKIE};
+use chrono::Utc;
+
+use super::{ClientAddr, Json};
+use crate::app::ApiContext;
+use crate::auth::{
+    dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password,
+};
+use crate::cache::Limit;
+use crate::error::{AppError, AppResult};
+use crate::store::{CreateUserError, RotateError};
+
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+const COOKIE_PATH: &str = "/api/v1/auth";
+
+#[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
+    responses((status = 201, body = AuthResponse, description = "signed up; sets the refresh cookie"),
+              (status = 400, body = chat_protocol::http::ErrorBody), (status = 409, body = chat_protocol::http::ErrorBody),
+              (status = 429, body = chat_protocol::http::ErrorBody)))]
+pub async fn signup(
+    State(ctx): State<ApiContext>,
+    ClientAddr(addr): ClientAddr,
+    jar: CookieJar,
+    Json(request): Json<SignupRequest>,
+) -> AppResult<impl IntoResponse> {
+    let username = check_username(&request.username)?;
+    check_password(&request.password)?;
+    let display_name = check_display_name(request.display_name.as_deref().unwrap_or(&username))?;
+    let limit = Limit::per_window(ctx.config.signups_per_minute, Duration::from_secs(60));
+    if let Err(retry_after) = ctx
+        .limits
+        .acquire(&format!("signup:{addr}"), limit)
+        .await
+        .map_err(cache_down)?
+    {
+        return Err(AppError::RateLimited {
+            code: "rate_limited",
+            message: "too many sign-ups from this address; try again later".into(),
+            retry_after,
+        });
+    }
+    let hash = hash_password(request.password).await?;
+    let user = match ctx
+        .directory
+        .create_user(&username, &display_name, &hash)
+        .await
+    {
+        Ok(user) => user,
+        Err(CreateUserError::Taken) => {
+            return Err(AppError::Conflict {
+                code: "username_taken",
+                message: format!("the username `{username}` is taken"),
+            });
+        }
+        Err(CreateUserError::Store(e)) => return Err(e.into()),
+    };
+    tracing::info!(user = %user.id, "signed up");
+    let (jar, body) = start_session(&ctx, jar, user).await?;
+    Ok((StatusCode::CREATED, jar, Json(body)))
+}
+
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = AuthResponse, description = "logged in; sets the refresh cookie"),
+              (status = 401, body = chat_protocol::http::ErrorBody),
+              (status = 429, body = chat_protocol::http::ErrorBody, description = "too many failed attempts")))]
+pub async fn login(
+    State(ctx): State<ApiContext>,
+    ClientAddr(addr): ClientAddr,
+    jar: CookieJar,
+    Json(request): Json<LoginRequest>,
+) -> AppResult<impl IntoResponse> {
+    let username = request.username.trim().to_lowercase();
+    let account_key = format!("login:user:{username}");
+    let address_key = format!("login:addr:{addr}");
+    let account_limit = Limit::per_window(ctx.config.login_failures_per_account, LOGIN_WINDOW);
+    let address_limit = Limit::per_window(ctx.config.login_failures_per_address, LOGIN_WINDOW);
+    for (key, limit) in [(&account_key, account_limit), (&address_key, address_limit)] {
+        if let Some(retry_after) = ctx.limits.exhausted(key, limit).await.map_err(cache_down)? {
+            return Err(AppError::RateLimited {
+                code: "too_many_attempts",
+                message: "too many failed logins; wait before trying again".into(),
+                retry_after,
+            });
+        }
+    }
+    let credentials = ctx.directory.credentials(&username).await?;
+    let hash = match &credentials {
+        Some(c) => c.password_hash.clone(),
+        None => dummy_hash().await.to_owned(),
+    };
+    let valid = verify_password(request.password, hash).await? && credentials.is_some();
+    let Some(credentials) = credentials.filter(|_| valid) else {
+        let _ = ctx.limits.acquire(&account_key, account_limit).await;
+        let _ = ctx.limits.acquire(&address_key, address_limit).await;
+        tracing::info!(%addr, "failed login");
+        return Err(AppError::InvalidCredentials);
+    };
+    let (jar, body) = start_session(&ctx, jar, credentials.user).await?;
+    Ok((jar, Json(body)))
+}
+
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    params(("x-chat-csrf" = String, Header, description = "any non-empty value")),
+    responses((status = 200, body = RefreshResponse, description = "a new access token; the cookie is rotated"),
+              (status = 401, body = chat_protocol::http::ErrorBody), (status = 403, body = chat_protocol::http::ErrorBody)))]
+pub async fn refresh(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> AppResult<impl IntoResponse> {
+    require_csrf_header(&headers)?;
+    let presented = jar
+        .get(REFRESH_COOKIE)
+        .map(|c| c.value().to_owned())
+        .ok_or(AppError::InvalidRefreshToken)?;
+    let token = new_refresh_token();
+    let expires_at = Utc::now() + refresh_ttl(&ctx);
+    let user = match ctx
+        .sessions
+        .rotate(
+            &refresh_token_hash(&presented),
+            &refresh_token_hash(&token),
+            expires_at,
+        )
+        .await
+    {
+        Ok(user) => user,
+        Err(RotateError::Reused) => {
+            tracing::warn!("a rotated refresh token was presented again; its family is revoked");
+            return Err(AppError::InvalidRefreshToken);
+        }
+        Err(RotateError::Invalid) => return Err(AppError::InvalidRefreshToken),
+        Err(RotateError::Store(e)) => return Err(e.into()),
+    };
+    let access_token = ctx.tokens.issue(user)?;
+    let body = RefreshResponse {
+        access_token,
+        expires_in: ctx.tokens.ttl().as_secs() as u32,
+    };
+    Ok((jar.add(refresh_cookie(&ctx, token)), Json(body)))
+}
+
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    params(("x-chat-csrf" = String, Header, description = "any non-empty value")),
+    responses((status = 204, description = "the session's token family is revoked and the cookie cleared"),
+              (status = 403, body = chat_protocol::http::ErrorBody)))]
+pub async fn logout(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> AppResult<impl IntoResponse> {
+    require_csrf_header(&headers)?;
+    if let Some(cookie) = jar.get(REFRESH_COOKIE) {
+        ctx.sessions
+            .revoke_family(&refresh_token_hash(cookie.value()))
+            .await?;
+    }
+    let removal = Cookie::build((REFRESH_COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(ctx.config.cookie_secure)
+        .path(COOKIE_PATH)
+        .build();
+    Ok((StatusCode::NO_CONTENT, jar.remove(removal)))
+}
+
+async fn start_session(
+    ctx: &ApiContext,
+    jar: CookieJar,
+    user: User,
+) -> AppResult<(CookieJar, AuthResponse)> {
+    let token = new_refresh_token();
+    ctx.sessions
+        .start(
+            user.id,
+            &refresh_token_hash(&token),
+            Utc::now() + refresh_ttl(ctx),
+        )
+        .await?;
+    let access_token = ctx.tokens.issue(user.id)?;
+    let body = AuthResponse {
+        user,
+        access_token,
+        expires_in: ctx.tokens.ttl().as_secs() as u32,
+    };
+    Ok((jar.add(refresh_cookie(ctx, token)), body))
+}
+
+fn refresh_ttl(ctx: &ApiContext) -> chrono::Duration {
+    chrono::Duration::seconds(ctx.config.refresh_token_ttl_secs as i64)
+}
+
+fn refresh_cookie(ctx: &ApiContext, token: String) -> Cookie<'static> {
+    Cookie::build((REFRESH_COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(ctx.config.cookie_secure)
+        .path(COOKIE_PATH)
+        .max_age(time_duration(ctx.config.refresh_token_ttl_secs))
+        .build()
+}
+
+fn time_duration(secs: u64) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(secs as i64)
+}
+
+fn require_csrf_header(headers: &HeaderMap) -> AppResult<()> {
+    match headers.get(CSRF_HEADER) {
+        Some(value) if !value.is_empty() => Ok(()),
+        _ => Err(AppError::CsrfHeaderMissing),
+    }
+}
+
+fn cache_down(error: crate::cache::CacheError) -> AppError {
+    tracing::warn!(%error, "auth refused: the cache is down");
+    AppError::Unavailable("the cache")
+}
+
+/// 3 to 32 characters of `a-z`, `0-9` and `_`, compared case-insensitively.
+pub fn check_username(username: &str) -> AppResult<String> {
+    let username = username.trim().to_lowercase();
+    let valid = (3..=32).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(username)
+    } else {
+        Err(AppError::invalid(
+            "invalid_username",
+            "a username has 3 to 32 letters, digits or underscores",
+        ))
+    }
+}
+
+pub fn check_password(password: &str) -> AppResult<()> {
+    if (8..=128).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            "invalid_password",
+            "a password has 8 to 128 characters",
+        ))
+    }
+}
+
+pub fn check_display_name(name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control) {
+        Ok(name.to_owned())
+    } else {
+        Err(AppError::invalid(
+            "invalid_input",
+            "a display name has 1 to 64 printable characters",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_lowercased_and_restricted() {
+        assert_eq!(check_username(" Alice_1 ").unwrap(), "alice_1");
+        for bad in [
+            "ab",
+            "a b c",
+            "ünïcode",
+            "x".repeat(33).as_str(),
+            "semi;colon",
+        ] {
+            assert_eq!(
+                check_username(bad).unwrap_err().code(),
+                "invalid_username",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_and_display_names_have_bounds() {
+        assert!(check_password("12345678").is_ok());
+        assert!(check_password("1234567").is_err());
+        assert!(check_password(&"p".repeat(129)).is_err());
+        assert_eq!(check_display_name("  Ada L. ").unwrap(), "Ada L.");
+        assert!(check_display_name("bell\u{7}").is_err());
+        assert!(check_display_name(" ").is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! `GET /me` and user search.
+
+use axum::extract::State;
+use chat_protocol::http::{User, UserSearch};
+
+use super::{AuthUser, Json, Query};
+use crate::app::ApiContext;
+use crate::error::{AppError, AppResult};
+
+const SEARCH_LIMIT: u32 = 20;
+
+#[utoipa::path(get, path = "/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = chat_protocol::http::ErrorBody)))]
+pub async fn me(State(ctx): State<ApiContext>, AuthUser(me): AuthUser) -> AppResult<Json<User>> {
+    let user = ctx
+        .directory
+        .user(me)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    Ok(Json(user))
+}
+
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(UserSearch),
+    responses((status = 200, body = Vec<User>, description = "up to 20 users by username or display-name prefix, the caller excluded")))]
+pub async fn search(
+    State(ctx): State<ApiContext>,
+    AuthUser(me): AuthUser,
+    Query(search): Query<UserSearch>,
+) -> AppResult<Json<Vec<User>>> {
+    let prefix = search.q.trim();
+    if prefix.is_empty() || prefix.chars().count() > 64 {
+        return Err(AppError::invalid(
+            "invalid_input",
+            "q must be 1 to 64 characters",
+        ));
+    }
+    let mut users = ctx.directory.search_users(prefix, SEARCH_LIMIT + 1).await?;
+    users.retain(|u| u.id != me);
+    users.truncate(SEARCH_LIMIT as usize);
+    Ok(Json(users))
+}

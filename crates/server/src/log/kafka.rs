@@ -1,0 +1,443 @@
+//! The distributed message log on Apache Kafka (DESIGN.md §8).
+//!
+//! Topic `chat.messages`, keyed by conversation id so one conversation lives in one
+//! partition and has one order everywhere. Records are the [`Message`] as JSON. The
+//! producer is idempotent with `acks=all`; an append returns only once the broker
+//! acknowledged it, or fails within `message.timeout.ms`, so nothing is acknowledged
+//! to a client that the log does not hold. Ids are stamped under a lock together with
+//! the enqueue, so within a partition ids increase in log order.
+//!
+//! Consumers: the fan-out of each node assigns every partition at the end (no group
+//! membership, nothing committed); groups (`persister`) subscribe and commit
+//! explicitly, after their batch is processed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_protocol::http::Message;
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{LogConsumer, LogError, MessageLog, NewMessage, Position};
+use crate::snowflake::Snowflake;
+
+/// How long an append may wait for the brokers before it is refused.
+const DELIVERY_TIMEOUT_MS: u32 = 3_000;
+/// How far apart the nodes' clocks may be.
+const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(2);
+/// Committed positions and partition lists are reused this long, so many `sync`s
+/// waiting at once cost the brokers a few requests, not one each per poll.
+const COMMITTED_REUSE: Duration = Duration::from_millis(20);
+const PARTITIONS_REUSE: Duration = Duration::from_secs(10);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Debug)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topic: String,
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+pub struct KafkaLog {
+    settings: KafkaSettings,
+    ids: Arc<Snowflake>,
+    /// Replaced when the idempotent producer hits a fatal error (e.g. the broker
+    /// lost its producer state), so appends recover by themselves.
+    producer: RwLock<FutureProducer>,
+    /// Held while stamping an id and enqueueing, so ids follow log order.
+    order: Mutex<()>,
+    /// Clients that only read metadata and committed offsets, one per group.
+    readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    /// Recently read committed positions by group, and the partition list.
+    recent: Mutex<Recent>,
+}
+
+#[derive(Default)]
+struct Recent {
+    committed: HashMap<String, (std::time::Instant, Position)>,
+    partitions: Option<(std::time::Instant, Vec<i32>)>,
+}
+
+fn client_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("log_level", "4");
+    config
+}
+
+fn unavailable(error: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
+
+impl KafkaLog {
+    /// Connects, creating the topic if it is missing.
+    pub async fn open(settings: KafkaSettings, ids: Arc<Snowflake>) -> anyhow::Result<Self> {
+        let admin: AdminClient<DefaultClientContext> = client_config(&settings).create()?;
+        let topic = NewTopic::new(
+            &settings.topic,
+            settings.partitions,
+            TopicReplication::Fixed(settings.replication),
+        );
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics([&topic], &options).await? {
+            match result {
+                Ok(_) => tracing::info!(topic = %settings.topic, "created the message topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+            }
+        }
+        let producer = Self::producer(&settings)?;
+        let log = Self {
+            settings,
+            ids,
+            producer: RwLock::new(producer),
+            order: Mutex::new(()),
+            readers: Mutex::new(HashMap::new()),
+            recent: Mutex::new(Recent::default()),
+        };
+        log.partitions().await?;
+        Ok(log)
+    }
+
+    fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
+        Ok(client_config(settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", DELIVERY_TIMEOUT_MS.to_string())
+            .create()?)
+    }
+
+    fn reader(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reader) = readers.get(group) {
+            return Ok(reader.clone());
+        }
+        let reader: BaseConsumer = client_config(&self.settings)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(unavailable)?;
+        let reader = Arc::new(reader);
+        readers.insert(group.to_owned(), reader.clone());
+        Ok(reader)
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The partition numbers of the topic (from the brokers' metadata).
+    async fn partitions(&self) -> Result<Vec<i32>, LogError> {
+        if let Some((at, partitions)) = &self.recent().partitions
+            && at.elapsed() < PARTITIONS_REUSE
+        {
+            return Ok(partitions.clone());
+        }
+        let partitions = self.fetch_partitions().await?;
+        self.recent().partitions = Some((std::time::Instant::now(), partitions.clone()));
+        Ok(partitions)
+    }
+
+    async fn fetch_partitions(&self) -> Result<Vec<i32>, LogError> {
+        let reader = self.reader("chat-metadata")?;
+        let topic = self.settings.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let metadata = reader
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+                .map_err(unavailable)?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic)
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            if partitions.is_empty() {
+                return Err(LogError::Unavailable(format!(
+                    "topic {topic} has no partitions"
+                )));
+            }
+            Ok(partitions)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    async fn fetch_committed(&self, group: &str) -> Result<Position, LogError> {
+        let partitions = self.partitions().await?;
+        let list = self.all_partitions(&partitions, Offset::Invalid)?;
+        let reader = self.reader(group)?;
+        tokio::task::spawn_blocking(move || {
+            let committed = reader
+                .committed_offsets(list, METADATA_TIMEOUT)
+                .map_err(unavailable)?;
+            let position = committed
+                .elements()
+                .iter()
+                .map(|e| {
+                    (
+                        e.partition(),
+                        if let Offset::Offset(next) = e.offset() {
+                            next
+                        } else {
+                            0
+                        },
+                    )
+                })
+                .collect();
+            Ok(Position(position))
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    fn all_partitions(
+        &self,
+        partitions: &[i32],
+        offset: Offset,
+    ) -> Result<TopicPartitionList, LogError> {
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            list.add_partition_offset(&self.settings.topic, *partition, offset)
+                .map_err(unavailable)?;
+        }
+        Ok(list)
+    }
+
+    fn stream_consumer(&self, group: &str) -> Result<StreamConsumer, LogError> {
+        client_config(&self.settings)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1500")
+            // Deliver promptly: a broker may hold a fetch until this wait runs out.
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .map_err(unavailable)
+    }
+
+    /// After a fatal producer error, start over with a fresh idempotent producer. A
+    /// fenced producer id counts as fatal too: after appends time out (a frozen
+    /// broker) some brokers (tansu) answer the epoch bump with `ProducerFenced` to
+    /// every later append, and only a new producer id gets past it.
+    fn recover(&self, error: &KafkaError) {
+        let producer = self
+            .producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let fenced = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+        );
+        if producer.client().fatal_error().is_none() && !fenced {
+            return;
+        }
+        tracing::warn!(%error, "the Kafka producer failed fatally; replacing it");
+        match Self::producer(&self.settings) {
+            Ok(fresh) => *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+            Err(error) => tracing::error!(%error, "could not create a new Kafka producer"),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageLog for KafkaLog {
+    async fn append(&self, new: NewMessage) -> Result<Message, LogError> {
+        let producer = self
+            .producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (message, delivery) = {
+            let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            let message = Message {
+                id: self.ids.next_id(),
+                conversation_id: new.conversation_id,
+                sender_id: new.sender_id,
+                client_msg_id: new.client_msg_id,
+                body: new.body,
+                created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+                    .unwrap_or_default(),
+            };
+            let payload = serde_json::to_vec(&message).map_err(unavailable)?;
+            let key = message.conversation_id.to_string();
+            let record = FutureRecord::to(&self.settings.topic)
+                .key(&key)
+                .payload(&payload);
+            let delivery = producer
+                .send_result(record)
+                .map_err(|(error, _)| unavailable(error))?;
+            (message, delivery)
+        };
+        match delivery.await {
+            Ok(Ok(_)) => Ok(message),
+            Ok(Err((error, _))) => {
+                self.recover(&error);
+                Err(unavailable(error))
+            }
+            Err(_) => Err(LogError::Unavailable(
+                "the Kafka producer was dropped".into(),
+            )),
+        }
+    }
+
+    async fn tail(&self) -> Result<Position, LogError> {
+        let partitions = self.partitions().await?;
+        let reader = self.reader("chat-metadata")?;
+        let topic = self.settings.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut tail = BTreeMap::new();
+            for partition in partitions {
+                let (_, high) = reader
+                    .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                    .map_err(unavailable)?;
+                tail.insert(partition, high);
+            }
+            Ok(Position(tail))
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    async fn committed(&self, group: &str) -> Result<Position, LogError> {
+        // A slightly old committed position only makes a waiter wait a little longer.
+        if let Some((at, position)) = self.recent().committed.get(group)
+            && at.elapsed() < COMMITTED_REUSE
+        {
+            return Ok(position.clone());
+        }
+        let position = self.fetch_committed(group).await?;
+        self.recent().committed.insert(
+            group.to_owned(),
+            (std::time::Instant::now(), position.clone()),
+        );
+        Ok(position)
+    }
+
+    async fn consume_from_end(&self) -> Result<Box<dyn LogConsumer>, LogError> {
+        // The end as of now, as explicit offsets: `Offset::End` would be resolved only
+        // at the first fetch, skipping whatever is appended in between.
+        let tail = self.tail().await?;
+        let mut assignment = TopicPartitionList::new();
+        for (partition, next) in &tail.0 {
+            assignment
+                .add_partition_offset(&self.settings.topic, *partition, Offset::Offset(*next))
+                .map_err(unavailable)?;
+        }
+        // A throwaway group id: assignment is manual and nothing is committed.
+        let consumer = self.stream_consumer(&format!("chat-fanout-{}", uuid::Uuid::new_v4()))?;
+        consumer.assign(&assignment).map_err(unavailable)?;
+        Ok(Box::new(KafkaConsumer {
+            consumer,
+            topic: self.settings.topic.clone(),
+            next: BTreeMap::new(),
+            commits: false,
+        }))
+    }
+
+    async fn consume_as(&self, group: &str) -> Result<Box<dyn LogConsumer>, LogError> {
+        let consumer = self.stream_consumer(group)?;
+        consumer
+            .subscribe(&[&self.settings.topic])
+            .map_err(unavailable)?;
+        Ok(Box::new(KafkaConsumer {
+            consumer,
+            topic: self.settings.topic.clone(),
+            next: BTreeMap::new(),
+            commits: true,
+        }))
+    }
+
+    async fn check(&self) -> Result<(), LogError> {
+        // Ask the brokers every time: readiness must not answer from a cache.
+        self.fetch_partitions().await.map(|_| ())
+    }
+
+    /// Nodes stamp ids before producing, so two nodes' messages to one conversation
+    /// can land in the other order; an acknowledged append took at most the delivery
+    /// timeout, and node clocks are assumed within a few seconds (NTP).
+    fn reorder_window(&self) -> Duration {
+        Duration::from_millis(u64::from(DELIVERY_TIMEOUT_MS)) + CLOCK_SKEW_ALLOWANCE
+    }
+}
+
+struct KafkaConsumer {
+    consumer: StreamConsumer,
+    topic: String,
+    /// Next offset per partition, past everything returned so far.
+    next: BTreeMap<i32, i64>,
+    commits: bool,
+}
+
+/// Notes the record's position and decodes it into `out`.
+fn take(
+    next: &mut BTreeMap<i32, i64>,
+    record: &impl rdkafka::message::Message,
+    out: &mut Vec<Arc<Message>>,
+) {
+    next.insert(record.partition(), record.offset() + 1);
+    match record.payload().map(serde_json::from_slice::<Message>) {
+        Some(Ok(message)) => out.push(Arc::new(message)),
+        // Not ours (or corrupt): skip it rather than stall the partition.
+        _ => tracing::warn!(
+            partition = record.partition(),
+            offset = record.offset(),
+            "skipping an unreadable record"
+        ),
+    }
+}
+
+#[async_trait]
+impl LogConsumer for KafkaConsumer {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError> {
+        let mut out = Vec::new();
+        while out.is_empty() {
+            match self.consumer.recv().await {
+                Ok(record) => take(&mut self.next, &record, &mut out),
+                Err(error) => {
+                    // Transient (a broker restarting): librdkafka reconnects by itself.
+                    tracing::warn!(%error, "reading the log");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        while out.len() < max {
+            let Some(Ok(record)) = self.consumer.recv().now_or_never() else {
+                break;
+            };
+            take(&mut self.next, &record, &mut out);
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self) -> Result<(), LogError> {
+        if !self.commits || self.next.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (partition, next) in &self.next {
+            list.add_partition_offset(&self.topic, *partition, Offset::Offset(*next))
+                .map_err(unavailable)?;
+        }
+        self.consumer
+            .commit(&list, CommitMode::Async)
+            .map_err(unavailable)
+    }
+}

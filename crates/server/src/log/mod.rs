@@ -1,0 +1,99 @@
+//! The message log: the source of truth for new messages (DESIGN.md §2).
+//!
+//! A send is acknowledged only after [`MessageLog::append`] returns, and from then on
+//! the message must never be lost. The log orders messages per conversation and
+//! stamps each with its Snowflake id *as it is appended*, so ids increase in log
+//! order. Consumers read it from the end (the fan-out of each node) or from a
+//! committed position (the persister).
+//!
+//! Embedded mode: [`sqlite`], an append-only table in the same SQLite file.
+
+pub mod kafka;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chat_protocol::http::Message;
+use chat_protocol::{ConversationId, UserId};
+use uuid::Uuid;
+
+/// A message as the send path hands it to the log, before it has an id.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub client_msg_id: Uuid,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("the message log is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A point in the log: for each partition, the offset of the next record. The
+/// embedded log has one partition; Kafka has several.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Position(pub BTreeMap<i32, i64>);
+
+impl Position {
+    pub fn single(next: i64) -> Self {
+        Self(BTreeMap::from([(0, next)]))
+    }
+
+    /// Whether every record before `target` is also before `self`.
+    pub fn covers(&self, target: &Position) -> bool {
+        target
+            .0
+            .iter()
+            .all(|(partition, next)| self.0.get(partition).copied().unwrap_or(0) >= *next)
+    }
+}
+
+#[async_trait]
+pub trait MessageLog: Send + Sync {
+    /// Appends durably and returns the message as stored, with its id.
+    async fn append(&self, message: NewMessage) -> Result<Message, LogError>;
+    /// The position just past the last appended message.
+    async fn tail(&self) -> Result<Position, LogError>;
+    /// A consumer that starts at the end of the log.
+    async fn consume_from_end(&self) -> Result<Box<dyn LogConsumer>, LogError>;
+    /// A consumer that resumes from the named group's committed position.
+    async fn consume_as(&self, group: &str) -> Result<Box<dyn LogConsumer>, LogError>;
+    /// The named group's committed position (what it has finished processing).
+    async fn committed(&self, group: &str) -> Result<Position, LogError>;
+    /// Whether the log answers, for `/readyz`.
+    async fn check(&self) -> Result<(), LogError>;
+    /// How far, in id time, a message may land in the log behind one with a larger
+    /// id. Zero when one writer stamps ids in log order; with several nodes
+    /// appending to one partition, up to an append's timeout plus clock skew. `sync`
+    /// replays this much before its cursor so no such message is skipped.
+    fn reorder_window(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+#[async_trait]
+pub trait LogConsumer: Send {
+    /// Waits for the next messages, in log order, at most `max` of them.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError>;
+    /// Records that everything returned so far is processed.
+    async fn commit(&mut self) -> Result<(), LogError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_covers_another_when_every_partition_is_as_far() {
+        let target = Position(BTreeMap::from([(0, 5), (1, 3)]));
+        assert!(Position(BTreeMap::from([(0, 5), (1, 4)])).covers(&target));
+        assert!(!Position(BTreeMap::from([(0, 5)])).covers(&target));
+        assert!(!Position(BTreeMap::from([(0, 4), (1, 9)])).covers(&target));
+        assert!(Position::default().covers(&Position::default()));
+    }
+}

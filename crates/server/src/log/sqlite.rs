@@ -1,0 +1,319 @@
+//! The embedded message log: rows of the `message_log` table, whose rowid is the
+//! offset. One writer task takes appends from a channel and commits them in batches
+//! (group commit), stamping ids in commit order, then wakes the consumers with the
+//! committed batch. Consumers read live batches from a broadcast channel and fall
+//! back to the table whenever they are behind it (start, lag, restart), so they see
+//! every record exactly in offset order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use chat_protocol::http::Message;
+use chrono::{SubsecRound, Utc};
+use sqlx::{QueryBuilder, Row, SqlitePool};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{LogConsumer, LogError, MessageLog, NewMessage, Position};
+
+/// A row offset in `message_log` (rowids start at 1).
+type Offset = u64;
+use crate::snowflake::Snowflake;
+use crate::store::sqlite::{SqlitePools, message_of};
+
+const MAX_BATCH: usize = 512;
+
+/// A committed batch: the offset of its first record and the records.
+#[derive(Clone)]
+struct Committed {
+    first: Offset,
+    messages: Arc<[Arc<Message>]>,
+}
+
+struct Append {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Message, LogError>>,
+}
+
+pub struct SqliteLog {
+    pools: SqlitePools,
+    appends: mpsc::Sender<Append>,
+    committed: broadcast::Sender<Committed>,
+    /// Offset just past the last committed record.
+    tail: Arc<AtomicU64>,
+}
+
+impl SqliteLog {
+    pub async fn open(pools: SqlitePools, ids: Arc<Snowflake>) -> anyhow::Result<Self> {
+        let last: Option<i64> = sqlx::query("SELECT MAX(log_offset) AS last FROM message_log")
+            .fetch_one(&pools.write)
+            .await?
+            .get("last");
+        // Offsets are rowids starting at 1; a position is "next offset to read".
+        let tail = Arc::new(AtomicU64::new(last.map_or(1, |l| l as u64 + 1)));
+        let (appends, inbox) = mpsc::channel(8 * MAX_BATCH);
+        let (committed, _) = broadcast::channel(1024);
+        tokio::spawn(write_batches(
+            pools.write.clone(),
+            ids,
+            inbox,
+            committed.clone(),
+            tail.clone(),
+        ));
+        Ok(Self {
+            pools,
+            appends,
+            committed,
+            tail,
+        })
+    }
+
+    async fn committed_offset(&self, group: &str) -> Result<Option<Offset>, LogError> {
+        let next: Option<i64> =
+            sqlx::query("SELECT next_offset FROM consumer_offsets WHERE consumer = ?")
+                .bind(group)
+                .fetch_optional(&self.pools.read)
+                .await
+                .map_err(unavailable)?
+                .map(|row| row.get("next_offset"));
+        Ok(next.map(|n| n as Offset))
+    }
+
+    fn consumer_at(&self, next: Offset, group: Option<String>) -> SqliteConsumer {
+        SqliteConsumer {
+            pools: self.pools.clone(),
+            live: self.committed.subscribe(),
+            tail: self.tail.clone(),
+            next,
+            group,
+            pending: Vec::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageLog for SqliteLog {
+    async fn append(&self, message: NewMessage) -> Result<Message, LogError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || LogError::Unavailable("the log writer has stopped".into());
+        self.appends
+            .send(Append { message, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn tail(&self) -> Result<Position, LogError> {
+        Ok(Position::single(self.tail.load(Ordering::Acquire) as i64))
+    }
+
+    async fn committed(&self, group: &str) -> Result<Position, LogError> {
+        Ok(Position::single(
+            self.committed_offset(group).await?.unwrap_or(1) as i64,
+        ))
+    }
+
+    async fn consume_from_end(&self) -> Result<Box<dyn LogConsumer>, LogError> {
+        // Subscribe before reading the tail so no batch falls between the two.
+        let mut consumer = self.consumer_at(0, None);
+        consumer.next = self.tail.load(Ordering::Acquire);
+        Ok(Box::new(consumer))
+    }
+
+    async fn consume_as(&self, group: &str) -> Result<Box<dyn LogConsumer>, LogError> {
+        let next = self.committed_offset(group).await?.unwrap_or(1);
+        Ok(Box::new(self.consumer_at(next, Some(group.to_owned()))))
+    }
+
+    async fn check(&self) -> Result<(), LogError> {
+        if self.appends.is_closed() {
+            return Err(LogError::Unavailable("the log writer has stopped".into()));
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.pools.read)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
+
+/// The single writer: takes every queued append, commits them in one transaction,
+/// answers each, and publishes the batch to consumers.
+async fn write_batches(
+    pool: SqlitePool,
+    ids: Arc<Snowflake>,
+    mut inbox: mpsc::Receiver<Append>,
+    committed: broadcast::Sender<Committed>,
+    tail: Arc<AtomicU64>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let stamped: Vec<Message> = batch
+            .iter()
+            .map(|append| {
+                let m = &append.message;
+                Message {
+                    id: ids.next_id(),
+                    conversation_id: m.conversation_id,
+                    sender_id: m.sender_id,
+                    client_msg_id: m.client_msg_id,
+                    body: m.body.clone(),
+                    // Stored in milliseconds: stamp it so, or the ack and the
+                    // history would disagree about the same message.
+                    created_at: Utc::now().trunc_subsecs(3),
+                }
+            })
+            .collect();
+        let first = tail.load(Ordering::Acquire);
+        match insert(&pool, first, &stamped).await {
+            Ok(()) => {
+                tail.store(first + stamped.len() as u64, Ordering::Release);
+                let messages: Arc<[Arc<Message>]> = stamped.iter().cloned().map(Arc::new).collect();
+                for (append, message) in batch.drain(..).zip(stamped) {
+                    let _ = append.reply.send(Ok(message));
+                }
+                // No receivers is fine: consumers catch up from the table.
+                let _ = committed.send(Committed { first, messages });
+            }
+            Err(error) => {
+                tracing::error!(%error, "appending to the message log failed");
+                for append in batch.drain(..) {
+                    let _ = append.reply.send(Err(unavailable(&error)));
+                }
+            }
+        }
+    }
+}
+
+async fn insert(pool: &SqlitePool, first: Offset, messages: &[Message]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for (chunk_index, chunk) in messages.chunks(1_000).enumerate() {
+        let base = first + (chunk_index * 1_000) as u64;
+        let mut query = QueryBuilder::new(
+            "INSERT INTO message_log (log_offset, id, conversation_id, sender_id, client_msg_id, body, created_at) ",
+        );
+        query.push_values(chunk.iter().enumerate(), |mut row, (i, m)| {
+            row.push_bind((base + i as u64) as i64)
+                .push_bind(m.id.0)
+                .push_bind(m.conversation_id.0)
+                .push_bind(m.sender_id.0)
+                .push_bind(m.client_msg_id.to_string())
+                .push_bind(m.body.as_str())
+                .push_bind(m.created_at.timestamp_millis());
+        });
+        query.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+struct SqliteConsumer {
+    pools: SqlitePools,
+    live: broadcast::Receiver<Committed>,
+    tail: Arc<AtomicU64>,
+    next: Offset,
+    group: Option<String>,
+    /// Records read but not yet returned (a live batch larger than `max`).
+    pending: Vec<Arc<Message>>,
+}
+
+impl SqliteConsumer {
+    async fn read_table(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError> {
+        let rows = sqlx::query(
+            "SELECT id, conversation_id, sender_id, client_msg_id, body, created_at FROM message_log
+             WHERE log_offset >= ? ORDER BY log_offset LIMIT ?",
+        )
+        .bind(self.next as i64)
+        .bind(max as i64)
+        .fetch_all(&self.pools.read)
+        .await
+        .map_err(unavailable)?;
+        self.next += rows.len() as u64;
+        Ok(rows.iter().map(|row| Arc::new(message_of(row))).collect())
+    }
+}
+
+#[async_trait]
+impl LogConsumer for SqliteConsumer {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError> {
+        let max = max.max(1);
+        if !self.pending.is_empty() {
+            let take = self.pending.len().min(max);
+            return Ok(self.pending.drain(..take).collect());
+        }
+        loop {
+            if self.next < self.tail.load(Ordering::Acquire) {
+                // Behind the committed tail: either catching up, or a live batch is on
+                // its way. Drain what the channel already holds first.
+                match self.live.try_recv() {
+                    Ok(batch) => {
+                        if let Some(out) = self.take_live(batch, max) {
+                            return Ok(out);
+                        }
+                        continue;
+                    }
+                    Err(broadcast::error::TryRecvError::Lagged(_))
+                    | Err(broadcast::error::TryRecvError::Empty)
+                    | Err(broadcast::error::TryRecvError::Closed) => {
+                        let out = self.read_table(max).await?;
+                        if !out.is_empty() {
+                            return Ok(out);
+                        }
+                        continue;
+                    }
+                }
+            }
+            match self.live.recv().await {
+                Ok(batch) => {
+                    if let Some(out) = self.take_live(batch, max) {
+                        return Ok(out);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(LogError::Unavailable("the log writer has stopped".into()));
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self) -> Result<(), LogError> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        let next = self.next - self.pending.len() as u64;
+        sqlx::query(
+            "INSERT INTO consumer_offsets (consumer, next_offset) VALUES (?, ?)
+             ON CONFLICT (consumer) DO UPDATE SET next_offset = excluded.next_offset",
+        )
+        .bind(group)
+        .bind(next as i64)
+        .execute(&self.pools.write)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl SqliteConsumer {
+    /// Takes the part of a live batch at or after `next`; a batch that starts past
+    /// `next` means records were missed, so they are read from the table instead.
+    fn take_live(&mut self, batch: Committed, max: usize) -> Option<Vec<Arc<Message>>> {
+        let end = batch.first + batch.messages.len() as u64;
+        if end <= self.next || batch.first > self.next {
+            return None;
+        }
+        let skip = (self.next - batch.first) as usize;
+        let fresh = &batch.messages[skip..];
+        self.next = end;
+        if fresh.len() <= max {
+            Some(fresh.to_vec())
+        } else {
+            self.pending = fresh[max..].to_vec();
+            Some(fresh[..max].to_vec())
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! What survives a restart on the same data dir: every acknowledged message, every
+//! session (access and refresh tokens), read markers; and how shutdown looks to
+//! connected clients (close 1001).
+
+use chat_protocol::http::{RefreshResponse, User};
+use chat_protocol::ws::{ClientFrame, ServerFrame};
+use chat_protocol::{MessageId, close};
+use reqwest::StatusCode;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn every_acknowledged_message_and_every_session_survive_a_restart() {
+    // No CHAT_JWT_SECRET: the secret generated into the data dir must be reused.
+    let mut server = Server::start().await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let carol = server.signup("carol").await;
+    let direct = alice.direct_with(&bob).await.id;
+    let group = alice.group_with("trio", &[&bob, &carol]).await.id;
+
+    let mut alice_ws = alice.connect().await;
+    let mut acked_direct = Vec::new();
+    let mut in_flight = Vec::new();
+    for i in 0..10 {
+        in_flight.push(alice_ws.send_message(direct, &format!("ws {i}")).await);
+    }
+    for client_msg_id in in_flight {
+        acked_direct.push(alice_ws.ack_of(client_msg_id).await);
+    }
+    let mut acked_group = Vec::new();
+    for i in 0..5 {
+        acked_group.push(bob.send_http(group, &format!("http {i}")).await.id);
+    }
+    acked_group.push(carol.send_http(group, "carol too").await.id);
+    // The last one is acknowledged an instant before the signal.
+    acked_direct.push(alice_ws.send_and_ack(direct, "last words").await);
+
+    let mut bob_ws = bob.connect().await;
+    bob_ws
+        .send(&ClientFrame::Read {
+            conversation_id: group,
+            message_id: acked_group[2],
+        })
+        .await;
+    bob_ws.round_trip().await;
+    eventually("bob's read marker is stored", || async {
+        (bob.conversation(group).await.unread_count == 1).then_some(())
+    })
+    .await;
+
+    server.restart().await;
+
+    // Old access tokens still work (the persisted secret was reused).
+    for user in [&alice, &bob, &carol] {
+        let me: User = user.get("/me").await.expect(StatusCode::OK);
+        assert_eq!(me.id, user.id());
+    }
+    // Every acknowledged message is in history, in order, and nothing else.
+    let direct_history = bob.history_containing(direct, &acked_direct).await;
+    let mut want = acked_direct.clone();
+    want.reverse();
+    assert_eq!(ids(&direct_history), want);
+    let group_history = carol.history_containing(group, &acked_group).await;
+    let mut want = acked_group.clone();
+    want.reverse();
+    assert_eq!(ids(&group_history), want);
+    assert_eq!(group_history.last().unwrap().body, "http 0");
+
+    // Read markers and unread counts survived.
+    let seen = bob.conversation(group).await;
+    assert_eq!(seen.unread_count, 1);
+    let marker = seen.members.iter().find(|m| m.user.id == bob.id()).unwrap();
+    assert_eq!(marker.last_read_id, Some(acked_group[2]));
+
+    // Refresh cookies still work.
+    for user in [&alice, &bob, &carol] {
+        let refreshed: RefreshResponse = user.api.refresh().await.expect(StatusCode::OK);
+        user.api
+            .with_token(&refreshed.access_token)
+            .get("/me")
+            .await
+            .expect::<User>(StatusCode::OK);
+    }
+
+    // Sockets open with the old tokens; new ids are still larger than the old ones.
+    let mut alice_ws = alice.connect().await;
+    let mut bob_ws = bob.connect().await;
+    let newest_before = *acked_direct.iter().chain(&acked_group).max().unwrap();
+    let after = alice_ws.send_and_ack(direct, "after the restart").await;
+    assert!(
+        after > newest_before,
+        "ids keep increasing across a restart"
+    );
+    bob_ws.message_with_id(after).await;
+
+    // Sync from the start replays every message bob may see, in id order.
+    bob_ws
+        .send(&ClientFrame::Sync {
+            since: Some(MessageId(0)),
+        })
+        .await;
+    let mut replayed: Vec<MessageId> = Vec::new();
+    loop {
+        let next = bob_ws
+            .wait_for("sync replay", |f| match f {
+                ServerFrame::Message { message } => Some(Some(message.id)),
+                ServerFrame::Synced { .. } => Some(None),
+                _ => None,
+            })
+            .await;
+        match next {
+            Some(id) => replayed.push(id),
+            None => break,
+        }
+    }
+    let mut everything: Vec<MessageId> = acked_direct.iter().chain(&acked_group).copied().collect();
+    everything.push(after);
+    everything.sort();
+    assert_eq!(replayed, everything);
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart_with_a_configured_secret() {
+    let mut server = Server::start_with(&[(
+        "CHAT_JWT_SECRET",
+        "a-test-secret-0123456789abcdef0123456789",
+    )])
+    .await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    // Bob rotates once; his old refresh token is kept to replay after the restart.
+    let bobs_old_refresh = bob.api.refresh_cookie().unwrap();
+    bob.api
+        .refresh()
+        .await
+        .expect::<RefreshResponse>(StatusCode::OK);
+
+    server.restart().await;
+
+    let me: User = alice.get("/me").await.expect(StatusCode::OK);
+    assert_eq!(me.id, alice.id());
+    alice.connect().await.round_trip().await;
+    alice
+        .api
+        .refresh()
+        .await
+        .expect::<RefreshResponse>(StatusCode::OK);
+
+    // Reuse detection survives the restart too: the replay revokes the family.
+    bob.api
+        .refresh_with_cookie(&bobs_old_refresh)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_refresh_token");
+    bob.api
+        .refresh()
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_refresh_token");
+}
+
+#[tokio::test]
+async fn sigterm_closes_open_sockets_with_1001_and_exits_cleanly() {
+    let mut server = Server::start().await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    alice.direct_with(&bob).await;
+    let mut sockets = vec![
+        alice.connect().await,
+        alice.connect().await,
+        bob.connect().await,
+    ];
+    // An unauthenticated socket is closed too.
+    let mut unauthenticated = Ws::connect(&server.endpoint).await;
+
+    server.send_sigterm();
+    for ws in &mut sockets {
+        assert_eq!(ws.expect_close().await, Some(close::GOING_AWAY));
+    }
+    let code = unauthenticated.expect_close().await;
+    assert!(
+        code == Some(close::GOING_AWAY) || code.is_none(),
+        "unexpected close {code:?}"
+    );
+    let status = server.wait_for_exit().await;
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn every_send_acknowledged_during_shutdown_is_kept() {
+    let mut server = Server::start().await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let conversation = alice.direct_with(&bob).await.id;
+    let mut alice_ws = alice.connect().await;
+
+    // Many sends in flight, then SIGTERM: whatever was acknowledged must be kept.
+    for i in 0..100 {
+        let frame = ClientFrame::Send {
+            conversation_id: conversation,
+            client_msg_id: uuid::Uuid::new_v4(),
+            body: format!("in flight {i}"),
+        };
+        if !alice_ws.try_send(&frame).await {
+            break; // the server has already closed the socket
+        }
+        if i == 50 {
+            server.send_sigterm();
+        }
+    }
+    let mut acked = Vec::new();
+    loop {
+        match alice_ws.next_event(RECEIVE_TIMEOUT).await {
+            Event::Frame(ServerFrame::Ack { message_id, .. }) => acked.push(message_id),
+            Event::Frame(_) => {}
+            Event::Closed(code) => {
+                assert!(
+                    code == Some(close::GOING_AWAY) || code.is_none(),
+                    "closed with {code:?}"
+                );
+                break;
+            }
+            Event::TimedOut => panic!("the socket stayed open after SIGTERM"),
+        }
+    }
+    let status = server.wait_for_exit().await;
+    assert!(status.success(), "exit status {status}");
+    server.start_again().await;
+
+    let history = alice.history_containing(conversation, &acked).await;
+    assert!(history.len() >= acked.len());
+    let mut history_ids = ids(&history);
+    history_ids.sort();
+    history_ids.dedup();
+    assert_eq!(history_ids.len(), history.len(), "no duplicates in history");
+}
+
+#[tokio::test]
+async fn a_crash_loses_no_acknowledged_message() {
+    let mut server = Server::start().await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let conversation = alice.direct_with(&bob).await.id;
+    let mut alice_ws = alice.connect().await;
+    let mut in_flight = Vec::new();
+    for i in 0..30 {
+        in_flight.push(alice_ws.send_message(conversation, &format!("m{i}")).await);
+    }
+    let mut acked = Vec::new();
+    for client_msg_id in in_flight {
+        acked.push(alice_ws.ack_of(client_msg_id).await);
+    }
+    server.crash_and_restart().await;
+
+    let history = bob.history_containing(conversation, &acked).await;
+    let mut want = acked.clone();
+    want.reverse();
+    assert_eq!(ids(&history), want);
+    let me: User = alice.get("/me").await.expect(StatusCode::OK);
+    assert_eq!(me.id, alice.id());
+    alice
+        .api
+        .refresh()
+        .await
+        .expect::<RefreshResponse>(StatusCode::OK);
+}

@@ -1,0 +1,828 @@
+//! Hostile and broken clients (issue 2's list): each case gets a clear error frame,
+//! status or close code, and afterwards nothing has changed: no message was stored or
+//! delivered, and every other connection is still served.
+
+use std::time::Duration;
+
+use chat_protocol::http::{AddMembers, Message, SendMessage};
+use chat_protocol::ws::{ClientFrame, ServerFrame};
+use chat_protocol::{ConversationId, MAX_BODY_CHARS, MAX_FRAME_BYTES, MessageId, close};
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use uuid::Uuid;
+
+use crate::common::*;
+
+/// An id no conversation will have in a fresh server.
+const NONEXISTENT: ConversationId = ConversationId(4_611_686_018_427_387_903);
+
+/// Two users with a direct conversation and a socket each.
+struct Pair {
+    server: Server,
+    alice: TestUser,
+    bob: TestUser,
+    conversation: ConversationId,
+    alice_ws: Ws,
+    bob_ws: Ws,
+}
+
+async fn pair() -> Pair {
+    pair_on(Server::start().await).await
+}
+
+async fn pair_on(server: Server) -> Pair {
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let conversation = alice.direct_with(&bob).await.id;
+    let alice_ws = alice.connect().await;
+    let bob_ws = bob.connect().await;
+    Pair {
+        server,
+        alice,
+        bob,
+        conversation,
+        alice_ws,
+        bob_ws,
+    }
+}
+
+impl Pair {
+    /// Proves both sockets still work end to end and that history holds exactly the
+    /// messages in `expected` plus the proof message; returns the proof's id.
+    async fn assert_unchanged(&mut self, expected: &[MessageId]) -> MessageId {
+        let proof = self
+            .bob_ws
+            .send_and_ack(self.conversation, "still here")
+            .await;
+        self.alice_ws.message_with_id(proof).await;
+        let history = self
+            .alice
+            .history_containing(self.conversation, &[proof])
+            .await;
+        let mut want: Vec<MessageId> = expected.to_vec();
+        want.push(proof);
+        want.sort();
+        want.reverse();
+        assert_eq!(ids(&history), want, "history changed: {history:?}");
+        proof
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_json_frame_gets_an_error_and_the_connection_stays_open() {
+    let mut p = pair().await;
+    for garbage in ["{not json", "", "null", "[1,2,3]", "\"send\"", "{\"type\":"] {
+        p.alice_ws.send_text(garbage).await;
+        let (code, client_msg_id) = p.alice_ws.next_error().await;
+        assert!(
+            code == "malformed_json" || code == "invalid_frame",
+            "`{garbage}` got `{code}`"
+        );
+        assert_eq!(client_msg_id, None);
+    }
+    p.alice_ws.send_text("{this is not json}").await;
+    assert_eq!(p.alice_ws.next_error().await.0, "malformed_json");
+    p.alice_ws.round_trip().await;
+    let id = p
+        .alice_ws
+        .send_and_ack(p.conversation, "after the garbage")
+        .await;
+    p.bob_ws.message_with_id(id).await;
+    p.bob_ws
+        .assert_no("error", |f| matches!(f, ServerFrame::Error { .. }))
+        .await;
+    p.assert_unchanged(&[id]).await;
+}
+
+#[tokio::test]
+async fn an_unknown_frame_type_or_missing_fields_get_invalid_frame() {
+    let mut p = pair().await;
+    let conversation = p.conversation.to_string();
+    let frames = [
+        json!({"type": "launch_missiles"}),
+        json!({"type": "send"}),
+        json!({"type": "send", "conversation_id": conversation, "body": "no client_msg_id"}),
+        json!({"type": "send", "conversation_id": conversation, "client_msg_id": "not-a-uuid", "body": "x"}),
+        json!({"type": "send", "conversation_id": "abc", "client_msg_id": Uuid::new_v4(), "body": "x"}),
+        json!({"type": "read", "conversation_id": conversation}),
+        json!({"type": "typing"}),
+        json!({"no_type": true}),
+        json!({"type": "auth", "token": p.alice.token}),
+    ];
+    for frame in &frames {
+        p.alice_ws.send_text(&frame.to_string()).await;
+        let (code, _) = p.alice_ws.next_error().await;
+        if frame["type"] == "auth" {
+            // A second auth on an authenticated socket is refused or ignored, never fatal.
+            continue;
+        }
+        assert_eq!(code, "invalid_frame", "for {frame}");
+    }
+    p.alice_ws.round_trip().await;
+    p.bob_ws.assert_no_message().await;
+    p.assert_unchanged(&[]).await;
+}
+
+#[tokio::test]
+async fn a_binary_frame_gets_invalid_frame() {
+    let mut p = pair().await;
+    let frame = serde_json::to_vec(&ClientFrame::Send {
+        conversation_id: p.conversation,
+        client_msg_id: Uuid::new_v4(),
+        body: "smuggled in binary".into(),
+    })
+    .unwrap();
+    p.alice_ws.send_raw(WsMessage::binary(frame)).await;
+    assert_eq!(p.alice_ws.next_error().await.0, "invalid_frame");
+    p.alice_ws.round_trip().await;
+    p.bob_ws.assert_no_message().await;
+    p.assert_unchanged(&[]).await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_the_connection_with_1009() {
+    let mut p = pair().await;
+    let frame = serde_json::to_string(&ClientFrame::Send {
+        conversation_id: p.conversation,
+        client_msg_id: Uuid::new_v4(),
+        body: "x".repeat(MAX_FRAME_BYTES + 1),
+    })
+    .unwrap();
+    p.alice_ws.send_text(&frame).await;
+    assert_eq!(p.alice_ws.expect_close().await, Some(close::TOO_LARGE));
+    p.bob_ws.assert_no_message().await;
+
+    // Alice reconnects and nothing else changed.
+    p.alice_ws = p.alice.connect().await;
+    p.assert_unchanged(&[]).await;
+}
+
+#[tokio::test]
+async fn a_frame_just_under_the_size_limit_is_not_closed() {
+    let mut p = pair().await;
+    // Valid JSON just under 64 KiB, but its body is far over the character limit.
+    let mut frame = serde_json::to_string(&ClientFrame::Send {
+        conversation_id: p.conversation,
+        client_msg_id: Uuid::new_v4(),
+        body: String::new(),
+    })
+    .unwrap();
+    let padding = MAX_FRAME_BYTES - frame.len() - 16;
+    frame = frame.replace(
+        "\"body\":\"\"",
+        &format!("\"body\":\"{}\"", "y".repeat(padding)),
+    );
+    assert!(frame.len() < MAX_FRAME_BYTES);
+    p.alice_ws.send_text(&frame).await;
+    assert_eq!(p.alice_ws.next_error().await.0, "body_too_long");
+    p.alice_ws.round_trip().await;
+    p.assert_unchanged(&[]).await;
+}
+
+#[tokio::test]
+async fn an_over_long_body_is_refused_and_nothing_is_stored() {
+    let mut p = pair().await;
+    let too_long = "a".repeat(MAX_BODY_CHARS + 1);
+    let client_msg_id = p.alice_ws.send_message(p.conversation, &too_long).await;
+    let (code, for_id) = p.alice_ws.next_error().await;
+    assert_eq!(code, "body_too_long");
+    assert_eq!(for_id, Some(client_msg_id));
+
+    p.alice
+        .post(
+            &format!("/conversations/{}/messages", p.conversation),
+            &SendMessage {
+                client_msg_id: Uuid::new_v4(),
+                body: too_long,
+            },
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "body_too_long");
+
+    // The limit counts characters, not bytes: 4,000 three-byte characters pass.
+    let longest = "€".repeat(MAX_BODY_CHARS);
+    let accepted = p.alice_ws.send_and_ack(p.conversation, &longest).await;
+    assert_eq!(p.bob_ws.message_with_id(accepted).await.body, longest);
+    let over_http = p.alice.send_http(p.conversation, &longest).await;
+    p.bob_ws.assert_no("the refused message", |f| {
+        matches!(f, ServerFrame::Message { message } if message.client_msg_id == client_msg_id)
+    })
+    .await;
+    p.assert_unchanged(&[accepted, over_http.id]).await;
+}
+
+#[tokio::test]
+async fn an_empty_body_is_refused() {
+    let mut p = pair().await;
+    let client_msg_id = p.alice_ws.send_message(p.conversation, "").await;
+    let (code, for_id) = p.alice_ws.next_error().await;
+    assert_eq!(code, "empty_body");
+    assert_eq!(for_id, Some(client_msg_id));
+    p.alice
+        .post(
+            &format!("/conversations/{}/messages", p.conversation),
+            &SendMessage {
+                client_msg_id: Uuid::new_v4(),
+                body: String::new(),
+            },
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "empty_body");
+    p.bob_ws.assert_no_message().await;
+    p.assert_unchanged(&[]).await;
+}
+
+#[tokio::test]
+async fn sending_to_a_conversation_you_are_not_in_is_not_found_and_delivers_nothing() {
+    let mut p = pair().await;
+    let mallory = p.server.signup("mallory").await;
+    let mut mallory_ws = mallory.connect().await;
+
+    for target in [p.conversation, NONEXISTENT] {
+        let client_msg_id = mallory_ws.send_message(target, "let me in").await;
+        let (code, for_id) = mallory_ws.next_error().await;
+        assert_eq!(code, "not_found", "sending to {target}");
+        assert_eq!(for_id, Some(client_msg_id));
+        mallory
+            .post(
+                &format!("/conversations/{target}/messages"),
+                &SendMessage {
+                    client_msg_id: Uuid::new_v4(),
+                    body: "let me in".into(),
+                },
+            )
+            .await
+            .expect_error(StatusCode::NOT_FOUND, "not_found");
+    }
+    p.alice_ws.assert_no_message().await;
+    p.bob_ws.assert_no_message().await;
+    p.assert_unchanged(&[]).await;
+    mallory_ws.round_trip().await;
+}
+
+#[tokio::test]
+async fn an_outsider_cannot_read_history_or_learn_the_conversation_exists() {
+    let mut p = pair().await;
+    let secret = p
+        .alice_ws
+        .send_and_ack(p.conversation, "just between us")
+        .await;
+    let mallory = p.server.signup("mallory").await;
+
+    // Every answer about the real conversation is the answer about a nonexistent one.
+    for target in [p.conversation, NONEXISTENT] {
+        let replies = [
+            mallory.get(&format!("/conversations/{target}")).await,
+            mallory
+                .get(&format!("/conversations/{target}/messages"))
+                .await,
+            mallory
+                .get(&format!(
+                    "/conversations/{target}/messages?after=0&limit=100"
+                ))
+                .await,
+            mallory
+                .post(
+                    &format!("/conversations/{target}/members"),
+                    &AddMembers {
+                        user_ids: vec![mallory.id()],
+                    },
+                )
+                .await,
+            mallory
+                .delete(&format!("/conversations/{target}/members/{}", p.bob.id()))
+                .await,
+        ];
+        for reply in replies {
+            reply.expect_error(StatusCode::NOT_FOUND, "not_found");
+            assert!(!reply.text.contains("just between us"));
+        }
+    }
+    assert!(mallory.conversations().await.is_empty());
+
+    // Sync replays nothing of it either.
+    let mut mallory_ws = mallory.connect().await;
+    mallory_ws
+        .send(&ClientFrame::Sync {
+            since: Some(MessageId(0)),
+        })
+        .await;
+    let leaked = mallory_ws
+        .wait_for("synced", |f| match f {
+            ServerFrame::Synced { .. } => Some(None),
+            ServerFrame::Message { message } => Some(Some(message.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(leaked, None, "sync leaked a message to an outsider");
+
+    // Nothing changed: still two members, still one message.
+    let conversation = p.alice.conversation(p.conversation).await;
+    assert_eq!(conversation.members.len(), 2);
+    p.assert_unchanged(&[secret]).await;
+}
+
+#[tokio::test]
+async fn an_outsider_cannot_type_or_mark_read_in_a_conversation() {
+    let mut p = pair().await;
+    let id = p.alice_ws.send_and_ack(p.conversation, "hello").await;
+    let mallory = p.server.signup("mallory").await;
+    let mut mallory_ws = mallory.connect().await;
+    mallory_ws
+        .send(&ClientFrame::Typing {
+            conversation_id: p.conversation,
+        })
+        .await;
+    mallory_ws
+        .send(&ClientFrame::Read {
+            conversation_id: p.conversation,
+            message_id: id,
+        })
+        .await;
+    mallory_ws.round_trip().await;
+    for ws in [&mut p.alice_ws, &mut p.bob_ws] {
+        ws.assert_no("typing or read from an outsider", |f| {
+            matches!(f, ServerFrame::Typing { .. } | ServerFrame::Read { .. })
+        })
+        .await;
+    }
+    p.assert_unchanged(&[id]).await;
+}
+
+#[tokio::test]
+async fn a_replayed_client_msg_id_creates_no_second_message() {
+    let mut p = pair().await;
+    let client_msg_id = Uuid::new_v4();
+    let send = ClientFrame::Send {
+        conversation_id: p.conversation,
+        client_msg_id,
+        body: "only once".into(),
+    };
+    p.alice_ws.send(&send).await;
+    let first = p.alice_ws.ack_of(client_msg_id).await;
+    p.alice_ws.send(&send).await;
+    let second = p.alice_ws.ack_of(client_msg_id).await;
+    assert_eq!(first, second, "the retry is acknowledged with the same id");
+
+    // A retry from another device of the same user, and over HTTP, is the same message.
+    let mut other_device = p.alice.connect().await;
+    other_device.send(&send).await;
+    assert_eq!(other_device.ack_of(client_msg_id).await, first);
+    let reply = p
+        .alice
+        .post(
+            &format!("/conversations/{}/messages", p.conversation),
+            &SendMessage {
+                client_msg_id,
+                body: "only once".into(),
+            },
+        )
+        .await;
+    assert!(
+        reply.status == StatusCode::OK || reply.status == StatusCode::CREATED,
+        "{}",
+        reply.text
+    );
+    let over_http: Message = reply.json();
+    assert_eq!(over_http.id, first);
+
+    p.bob_ws.message_with_id(first).await;
+    p.assert_unchanged(&[first]).await;
+}
+
+#[tokio::test]
+async fn a_replayed_client_msg_id_over_http_creates_no_second_message() {
+    let mut p = pair().await;
+    let body = SendMessage {
+        client_msg_id: Uuid::new_v4(),
+        body: "retry me".into(),
+    };
+    let path = format!("/conversations/{}/messages", p.conversation);
+    let first: Message = p.alice.post(&path, &body).await.expect(StatusCode::CREATED);
+    for _ in 0..3 {
+        let reply = p.alice.post(&path, &body).await;
+        assert!(
+            reply.status == StatusCode::OK || reply.status == StatusCode::CREATED,
+            "{}",
+            reply.text
+        );
+        assert_eq!(reply.json::<Message>(), first);
+    }
+    // The same key from another sender is another message: idempotency is per sender.
+    let bobs: Message = p.bob.post(&path, &body).await.expect(StatusCode::CREATED);
+    assert_ne!(bobs.id, first.id);
+    assert_eq!(bobs.sender_id, p.bob.id());
+    p.assert_unchanged(&[first.id, bobs.id]).await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_of_one_send_create_one_message() {
+    let mut p = pair().await;
+    let body = SendMessage {
+        client_msg_id: Uuid::new_v4(),
+        body: "racing".into(),
+    };
+    let path = format!("/conversations/{}/messages", p.conversation);
+    let replies = futures::future::join_all((0..8).map(|_| p.alice.api.post(&path, &body))).await;
+    let mut seen = Vec::new();
+    for reply in &replies {
+        if reply.status == StatusCode::CONFLICT {
+            // A retry racing the original may be told to come back; it never doubles.
+            reply.expect_error(StatusCode::CONFLICT, "send_in_progress");
+            continue;
+        }
+        assert!(
+            reply.status == StatusCode::OK || reply.status == StatusCode::CREATED,
+            "{}",
+            reply.text
+        );
+        seen.push(reply.json::<Message>().id);
+    }
+    // Once the dust settles a retry names the one message.
+    let settled: Message = eventually("a retry succeeds", || async {
+        let reply = p.alice.post(&path, &body).await;
+        (reply.status == StatusCode::OK || reply.status == StatusCode::CREATED)
+            .then(|| reply.json())
+    })
+    .await;
+    seen.push(settled.id);
+    seen.dedup();
+    assert_eq!(seen.len(), 1, "all retries name one message: {seen:?}");
+    p.assert_unchanged(&seen).await;
+}
+
+#[tokio::test]
+async fn a_first_frame_other_than_auth_closes_with_4401() {
+    let server = Server::start().await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let conversation = alice.direct_with(&bob).await.id;
+    let first_frames = [
+        serde_json::to_string(&ClientFrame::Ping).unwrap(),
+        serde_json::to_string(&ClientFrame::Send {
+            conversation_id: conversation,
+            client_msg_id: Uuid::new_v4(),
+            body: "unauthenticated send".into(),
+        })
+        .unwrap(),
+        "{garbage".to_owned(),
+        json!({"type": "auth"}).to_string(),
+        json!({"type": "auth", "token": ""}).to_string(),
+    ];
+    for frame in first_frames {
+        let mut ws = Ws::connect(&server.endpoint).await;
+        ws.send_text(&frame).await;
+        assert_eq!(
+            ws.expect_close().await,
+            Some(close::UNAUTHENTICATED),
+            "first frame {frame}"
+        );
+        assert!(
+            !ws.backlog()
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Ready { .. } | ServerFrame::Ack { .. })),
+            "{:?}",
+            ws.backlog()
+        );
+    }
+    let bearer = "Bearer not-a-token";
+    let mut ws = Ws::connect_with_headers(&server.endpoint, &[("authorization", bearer)])
+        .await
+        .expect("the upgrade itself succeeds");
+    assert_eq!(ws.expect_close().await, Some(close::UNAUTHENTICATED));
+    assert!(alice.all_history(conversation).await.is_empty());
+}
+
+#[tokio::test]
+async fn no_auth_frame_within_the_timeout_closes_with_4408() {
+    let server = Server::start_with(&[("CHAT_AUTH_TIMEOUT_MS", "300")]).await;
+    let alice = server.signup("alice").await;
+    let started = Instant::now();
+    let mut silent = Ws::connect(&server.endpoint).await;
+    assert_eq!(silent.expect_close().await, Some(close::AUTH_TIMEOUT));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+
+    // A socket that authenticated in time outlives the timeout.
+    let mut ws = alice.connect().await;
+    ws.assert_no("anything", |_| true).await;
+    ws.round_trip().await;
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_with_1008() {
+    let server = Server::start().await;
+    let alice = server.signup("alice").await;
+    let bearer = format!("Bearer {}", alice.token);
+    let other_port = format!("http://127.0.0.1:{}", server.endpoint.addr().port() + 1);
+    for origin in ["https://evil.example", "null", other_port.as_str()] {
+        let mut ws = Ws::connect_with_headers(
+            &server.endpoint,
+            &[("origin", origin), ("authorization", &bearer)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("expected an upgrade then close 1008 for {origin}, got {e}"));
+        assert_eq!(
+            ws.expect_close().await,
+            Some(close::POLICY),
+            "origin {origin}"
+        );
+        assert!(
+            !ws.backlog()
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Ready { .. })),
+            "origin {origin} was let in"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_configured_origins_may_connect() {
+    let server = Server::start_with(&[("CHAT_ALLOWED_ORIGINS", "https://chat.example.com")]).await;
+    let alice = server.signup("alice").await;
+    let mut ws =
+        Ws::connect_with_headers(&server.endpoint, &[("origin", "https://evil.example.com")])
+            .await
+            .expect("the upgrade itself succeeds");
+    assert_eq!(ws.expect_close().await, Some(close::POLICY));
+    let mut ws =
+        Ws::connect_with_headers(&server.endpoint, &[("origin", "https://chat.example.com")])
+            .await
+            .expect("upgrade from the allowed origin");
+    ws.authenticate(&alice.token).await;
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_http_bodies_are_refused() {
+    let mut p = pair().await;
+    let path = format!("/conversations/{}/messages", p.conversation);
+    let api = &p.alice.api;
+    let reply = api
+        .send(
+            format!("POST {path} (not JSON)"),
+            api.request(reqwest::Method::POST, &path)
+                .header("content-type", "application/json")
+                .body("{\"client_msg_id\":"),
+        )
+        .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+    p.alice
+        .post(&path, &json!({"client_msg_id": "nope", "body": "x"}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+    p.alice
+        .post(&path, &json!({"body": "x"}))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+
+    let huge = json!({"client_msg_id": Uuid::new_v4(), "body": "z".repeat(256 << 10)});
+    p.alice
+        .post(&path, &huge)
+        .await
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    p.assert_unchanged(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_10000_frames_closes_the_flooder_with_4429_while_others_keep_being_served() {
+    let server = Server::start().await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let carol = server.signup("carol").await;
+    let dave = server.signup("dave").await;
+    let flooded = alice.direct_with(&bob).await.id;
+    let quiet = carol.direct_with(&dave).await.id;
+    let mut bob_ws = bob.connect().await;
+    let mut carol_ws = carol.connect().await;
+    let mut dave_ws = dave.connect().await;
+
+    let flooder = alice.connect().await.into_socket();
+    let (mut sink, mut stream) = flooder.split();
+    let frames = [
+        serde_json::to_string(&ClientFrame::Ping).unwrap(),
+        serde_json::to_string(&ClientFrame::Typing {
+            conversation_id: flooded,
+        })
+        .unwrap(),
+        "{not json".to_owned(),
+    ];
+    let writer = tokio::spawn(async move {
+        let mut sent = 0usize;
+        for i in 0..10_000 {
+            let frame = WsMessage::text(frames[i % frames.len()].clone());
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    });
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            if let WsMessage::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    });
+
+    // While the flood runs, carol and dave keep chatting promptly.
+    for i in 0..5 {
+        let started = Instant::now();
+        let id = carol_ws.send_and_ack(quiet, &format!("quiet {i}")).await;
+        dave_ws.message_with_id(id).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a message took {:?} during the flood",
+            started.elapsed()
+        );
+    }
+
+    let close_code = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .expect("the flooder is disconnected")
+        .unwrap();
+    assert_eq!(close_code, Some(close::TOO_MANY_FRAMES));
+    let sent = tokio::time::timeout(Duration::from_secs(20), writer)
+        .await
+        .expect("the flood ends")
+        .unwrap();
+    assert!(sent > 0);
+
+    // Nothing changed: no message in the flooded conversation, the node is healthy,
+    // the flooder may come back, and bob is still served.
+    assert!(alice.all_history(flooded).await.is_empty());
+    assert_eq!(server.get_text("/healthz").await.0, StatusCode::OK);
+    let mut alice_ws = alice.connect().await;
+    let id = alice_ws.send_and_ack(flooded, "sorry about that").await;
+    bob_ws.message_with_id(id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_10000_sends_is_rate_limited_per_user_while_others_keep_being_served() {
+    let server = Server::start_with(&[
+        ("CHAT_FRAMES_PER_SEC", "1000000"),
+        ("CHAT_FRAME_BURST", "1000000"),
+        ("CHAT_SEND_RATE_PER_SEC", "20"),
+        ("CHAT_SEND_BURST", "40"),
+        // This test is about the send limit, not about slow readers.
+        ("CHAT_OUTBOUND_QUEUE", "20000"),
+    ])
+    .await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let carol = server.signup("carol").await;
+    let dave = server.signup("dave").await;
+    let flooded = alice.direct_with(&bob).await.id;
+    let quiet = carol.direct_with(&dave).await.id;
+    let mut carol_ws = carol.connect().await;
+    let mut dave_ws = dave.connect().await;
+
+    const FLOOD: usize = 10_000;
+    let flooder = alice.connect().await.into_socket();
+    let (mut sink, mut stream) = flooder.split();
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        for i in 0..FLOOD {
+            let frame = ClientFrame::Send {
+                conversation_id: flooded,
+                client_msg_id: Uuid::new_v4(),
+                body: format!("flood {i}"),
+            };
+            let text = serde_json::to_string(&frame).unwrap();
+            sink.send(WsMessage::text(text))
+                .await
+                .expect("the flooder stays connected");
+        }
+        sink
+    });
+    let reader = tokio::spawn(async move {
+        let (mut acked, mut limited) = (Vec::new(), 0usize);
+        while acked.len() + limited < FLOOD {
+            let Some(Ok(message)) = stream.next().await else {
+                panic!(
+                    "the flooder was disconnected after {} answers",
+                    acked.len() + limited
+                );
+            };
+            let WsMessage::Text(text) = message else {
+                continue;
+            };
+            match serde_json::from_str::<ServerFrame>(text.as_str()).unwrap() {
+                ServerFrame::Ack { message_id, .. } => acked.push(message_id),
+                ServerFrame::Error {
+                    code,
+                    client_msg_id,
+                    ..
+                } => {
+                    assert_eq!(code, "rate_limited");
+                    assert!(client_msg_id.is_some(), "the refusal names the send");
+                    limited += 1;
+                }
+                _ => {}
+            }
+        }
+        (acked, limited)
+    });
+
+    for i in 0..5 {
+        let started = Instant::now();
+        let id = carol_ws.send_and_ack(quiet, &format!("quiet {i}")).await;
+        dave_ws.message_with_id(id).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a message took {:?} during the flood",
+            started.elapsed()
+        );
+    }
+
+    let (acked, limited) = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("every send is answered")
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let _sink = writer.await.unwrap();
+    assert!(limited > 0, "the flood was not limited");
+    let allowed = 40.0 + 20.0 * elapsed + 5.0;
+    assert!(
+        (acked.len() as f64) <= allowed,
+        "{} sends accepted in {elapsed:.1}s, more than the limit allows",
+        acked.len()
+    );
+    // Exactly the acknowledged sends were stored.
+    let stored = eventually("every ack is in history", || async {
+        let all = alice.all_history(flooded).await;
+        (all.len() >= acked.len()).then_some(all)
+    })
+    .await;
+    let mut stored_ids = ids(&stored);
+    stored_ids.sort();
+    let mut acked_ids = acked.clone();
+    acked_ids.sort();
+    assert_eq!(stored_ids, acked_ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_is_disconnected_and_the_others_keep_being_served() {
+    let server = Server::start_with(&[
+        ("CHAT_OUTBOUND_QUEUE", "128"),
+        ("CHAT_SEND_RATE_PER_SEC", "100000"),
+        ("CHAT_SEND_BURST", "100000"),
+        ("CHAT_FRAMES_PER_SEC", "100000"),
+        ("CHAT_FRAME_BURST", "100000"),
+    ])
+    .await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let conversation = alice.direct_with(&bob).await.id;
+    let mut alice_ws = alice.connect().await;
+    let mut slow = Ws::connect_with_tiny_receive_buffer(&server.endpoint).await;
+    slow.authenticate(&bob.token).await;
+    let mut bob_fast = bob.connect().await;
+
+    // Bob's slow socket never reads again; alice keeps talking until the server gives
+    // up on it (bob's other connection stays, so presence cannot tell us: read it).
+    let body = "b".repeat(3_900);
+    let mut sent = Vec::new();
+    'flood: for _batch in 0..30 {
+        let mut pending = Vec::new();
+        for _ in 0..50 {
+            pending.push(alice_ws.send_message(conversation, &body).await);
+        }
+        for client_msg_id in pending {
+            let id = alice_ws.ack_of(client_msg_id).await;
+            sent.push(id);
+            // The fast reader keeps up with every message.
+            bob_fast.message_with_id(id).await;
+        }
+        alice_ws.clear_backlog();
+        let text = server.get_text("/metrics").await.1;
+        let connections = text
+            .lines()
+            .find(|l| l.starts_with("chat_connections"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok());
+        if connections == Some(2.0) {
+            break 'flood;
+        }
+    }
+
+    // The slow socket ends before delivering everything.
+    let mut delivered = 0;
+    loop {
+        match slow.next_event(RECEIVE_TIMEOUT).await {
+            Event::Frame(ServerFrame::Message { .. }) => delivered += 1,
+            Event::Frame(_) => {}
+            Event::Closed(_) => break,
+            Event::TimedOut => panic!(
+                "the slow reader was never disconnected ({delivered} of {} delivered)",
+                sent.len()
+            ),
+        }
+    }
+    assert!(delivered < sent.len(), "a slow reader got everything?");
+    let id = alice_ws.send_and_ack(conversation, "still served").await;
+    bob_fast.message_with_id(id).await;
+}

@@ -1,0 +1,83 @@
+/**
+ * Shares the session with the components: who is logged in, and the actions that
+ * change it. On start it tries the refresh cookie, so a reload stays logged in
+ * without the token ever touching storage.
+ */
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
+import type { LoginRequest, SignupRequest, User } from "../protocol";
+import { ApiError, NetworkError } from "../api/errors";
+import type { Session } from "./session";
+
+export type AuthState =
+  | { status: "loading" }
+  | { status: "unreachable" }
+  | { status: "anonymous" }
+  | { status: "authenticated"; user: User };
+
+export interface AuthContextValue {
+  state: AuthState;
+  session: Session;
+  login(req: LoginRequest): Promise<void>;
+  signup(req: SignupRequest): Promise<void>;
+  logout(): Promise<void>;
+}
+
+const AuthContext = createContext<AuthContextValue | null>(null);
+
+export function useAuth(): AuthContextValue {
+  const ctx = useContext(AuthContext);
+  if (!ctx) throw new Error("useAuth must be used inside <AuthProvider>");
+  return ctx;
+}
+
+export function AuthProvider({ session, children }: { session: Session; children: ReactNode }) {
+  const [state, setState] = useState<AuthState>({ status: "loading" });
+
+  useEffect(() => {
+    let cancelled = false;
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    const resume = async (attempt: number) => {
+      try {
+        const token = await session.refresh();
+        if (cancelled) return;
+        if (!token) {
+          setState({ status: "anonymous" });
+          return;
+        }
+        const user = await session.json<User>("/me");
+        if (!cancelled) setState({ status: "authenticated", user });
+      } catch (e) {
+        if (cancelled) return;
+        if (e instanceof NetworkError || (e instanceof ApiError && e.status >= 500)) {
+          setState({ status: "unreachable" });
+          retry = setTimeout(() => void resume(attempt + 1), Math.min(10_000, 1_000 * 2 ** attempt));
+        } else {
+          setState({ status: "anonymous" });
+        }
+      }
+    };
+    void resume(0);
+    const off = session.onEnded(() => setState({ status: "anonymous" }));
+    return () => {
+      cancelled = true;
+      clearTimeout(retry);
+      off();
+    };
+  }, [session]);
+
+  const login = useCallback(
+    async (req: LoginRequest) => setState({ status: "authenticated", user: await session.login(req) }),
+    [session],
+  );
+  const signup = useCallback(
+    async (req: SignupRequest) => setState({ status: "authenticated", user: await session.signup(req) }),
+    [session],
+  );
+  const logout = useCallback(async () => {
+    await session.logout();
+    setState({ status: "anonymous" });
+  }, [session]);
+
+  const value = useMemo(() => ({ state, session, login, signup, logout }), [state, session, login, signup, logout]);
+  return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
+}

@@ -1,0 +1,106 @@
+/**
+ * The logged-in application: owns the WebSocket and the ChatStore for the lifetime of
+ * the session, keeps the open conversation in the URL hash (so a reload returns to it)
+ * and lays out the sidebar and the conversation.
+ */
+import { useEffect, useState } from "react";
+import type { User } from "../protocol";
+import { useAuth } from "../auth/AuthContext";
+import { ChatSocket, defaultSocketUrl } from "../realtime/socket";
+import { ChatStore } from "../store/chatStore";
+import { ChatStoreContext, useChat, useChatStore } from "../store/hooks";
+import { Sidebar } from "./Sidebar";
+import { ConversationView } from "./ConversationView";
+import { ConnectionBanner } from "./ConnectionBanner";
+
+export function ChatApp({ me }: { me: User }) {
+  const { session, logout } = useAuth();
+  const [store, setStore] = useState<ChatStore | null>(null);
+
+  useEffect(() => {
+    const socket = new ChatSocket({
+      url: defaultSocketUrl(),
+      getToken: () => session.getToken(),
+      refreshToken: () => session.refresh(),
+      onUnauthenticated: () => void logout(),
+    });
+    const chat = new ChatStore(me, session, socket);
+    setStore(chat);
+    chat.loadConversations().catch(() => chat.showNotice("Could not load your conversations. Retrying when connected."));
+    socket.start();
+    const onVisibility = () => chat.setVisible(document.visibilityState === "visible");
+    document.addEventListener("visibilitychange", onVisibility);
+    onVisibility();
+    return () => {
+      document.removeEventListener("visibilitychange", onVisibility);
+      socket.stop();
+      chat.dispose();
+    };
+  }, [me, session, logout]);
+
+  if (!store) return null;
+  return (
+    <ChatStoreContext.Provider value={store}>
+      <Layout />
+    </ChatStoreContext.Provider>
+  );
+}
+
+function conversationFromHash(): string | null {
+  const m = /^#\/c\/([0-9A-Za-z_-]+)$/.exec(location.hash);
+  return m ? m[1] : null;
+}
+
+export function openConversationLink(id: string | null): void {
+  const hash = id ? `#/c/${id}` : "#/";
+  if (location.hash !== hash) location.hash = hash;
+}
+
+function Layout() {
+  const store = useChatStore();
+  const activeId = useChat((s) => s.activeId);
+  const notice = useChat((s) => s.notice);
+  const conversations = useChat((s) => s.conversations);
+
+  useEffect(() => {
+    const unread = Object.values(conversations).reduce((n, c) => n + c.unread_count, 0);
+    document.title = unread ? `(${unread}) Chat` : "Chat";
+  }, [conversations]);
+
+  useEffect(() => {
+    const sync = () => store.openConversation(conversationFromHash());
+    sync();
+    window.addEventListener("hashchange", sync);
+    return () => window.removeEventListener("hashchange", sync);
+  }, [store]);
+
+  useEffect(() => {
+    if (!notice) return;
+    const t = setTimeout(() => store.showNotice(null), 6000);
+    return () => clearTimeout(t);
+  }, [notice, store]);
+
+  return (
+    <div className="app" data-view={activeId ? "chat" : "list"}>
+      <ConnectionBanner />
+      <Sidebar />
+      <main className="chat-pane">
+        {activeId ? (
+          <ConversationView key={activeId} conversationId={activeId} />
+        ) : (
+          <div className="empty-pane">
+            <p>Select a conversation, or search for someone to start one.</p>
+          </div>
+        )}
+      </main>
+      {notice && (
+        <div className="toast" role="alert">
+          {notice}
+          <button type="button" className="icon-button" aria-label="Dismiss" onClick={() => store.showNotice(null)}>
+            ×
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}

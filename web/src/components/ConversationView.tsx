@@ -1,0 +1,89 @@
+/** One open conversation: header, messages, who is typing, and the composer. */
+import { useState } from "react";
+import { useChat, useChatStore } from "../store/hooks";
+import { conversationTitle, directPeer, displayName, otherMembers, userName } from "../store/selectors";
+import { Avatar } from "./Avatar";
+import { Composer } from "./Composer";
+import { GroupDialog } from "./GroupDialog";
+import { MessageList } from "./MessageList";
+import { openConversationLink } from "./ChatApp";
+
+export function ConversationView({ conversationId }: { conversationId: string }) {
+  const store = useChatStore();
+  const conv = useChat((s) => s.conversations[conversationId]);
+  const me = useChat((s) => s.me);
+  const presence = useChat((s) => s.presence);
+  const typing = useChat((s) => s.typing[conversationId]);
+  const [adding, setAdding] = useState(false);
+
+  if (!conv) {
+    return (
+      <div className="empty-pane">
+        <p>Loading conversation…</p>
+      </div>
+    );
+  }
+
+  const title = conversationTitle(conv, me.id);
+  const peer = directPeer(conv, me.id);
+  const subtitle = peer
+    ? presence[peer.id]
+      ? "Online"
+      : "Offline"
+    : `${conv.members.length} members: ${otherMembers(conv, me.id)
+        .map(displayName)
+        .concat("you")
+        .join(", ")}`;
+  const typers = Object.keys(typing ?? {}).map((id) => userName(conv, id));
+
+  return (
+    <section className="conversation" aria-label={`Conversation with ${title}`}>
+      <header className="conversation-header">
+        <button type="button" className="icon-button back" aria-label="Back to conversations" onClick={() => openConversationLink(null)}>
+          ‹
+        </button>
+        <Avatar name={title} seed={peer?.id ?? conv.id} online={peer ? !!presence[peer.id] : null} group={conv.kind === "group"} />
+        <div className="conversation-title">
+          <h2>{title}</h2>
+          <p className="muted" data-testid="conversation-subtitle">
+            {subtitle}
+          </p>
+        </div>
+        {conv.kind === "group" && (
+          <button type="button" className="ghost" onClick={() => setAdding(true)}>
+            Add people
+          </button>
+        )}
+      </header>
+
+      <MessageList conversationId={conversationId} />
+
+      <div className="typing" aria-live="polite">
+        {typers.length > 0 && (
+          <>
+            <span className="typing-dots" aria-hidden="true">
+              <i />
+              <i />
+              <i />
+            </span>
+            {typers.length === 1 ? `${typers[0]} is typing…` : `${typers.join(", ")} are typing…`}
+          </>
+        )}
+      </div>
+
+      <Composer
+        key={conversationId}
+        label={`Message ${title}`}
+        onSend={(text) => store.sendMessage(conversationId, text) !== null}
+        onTyping={() => store.notifyTyping(conversationId)}
+      />
+
+      {adding && conv.kind === "group" && (
+        <GroupDialog
+          mode={{ kind: "add", conversationId, memberIds: conv.members.map((m) => m.user.id) }}
+          onClose={() => setAdding(false)}
+        />
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,139 @@
+/** The conversation list, people search and the account menu. */
+import { useMemo, useState } from "react";
+import type { Conversation, User } from "../protocol";
+import { useAuth } from "../auth/AuthContext";
+import { useChat, useChatStore } from "../store/hooks";
+import { conversationTitle, directPeer, displayName, sortConversations, userName } from "../store/selectors";
+import { formatListTime } from "../lib/time";
+import { Avatar, UserSummary } from "./Avatar";
+import { GroupDialog } from "./GroupDialog";
+import { useUserSearch } from "./useUserSearch";
+import { openConversationLink } from "./ChatApp";
+
+export function Sidebar() {
+  const { logout } = useAuth();
+  const store = useChatStore();
+  const me = useChat((s) => s.me);
+  const conversations = useChat((s) => s.conversations);
+  const loaded = useChat((s) => s.conversationsLoaded);
+  const [query, setQuery] = useState("");
+  const [groupOpen, setGroupOpen] = useState(false);
+  const search = useUserSearch(query);
+  const sorted = useMemo(() => sortConversations(Object.values(conversations)), [conversations]);
+
+  async function startChat(user: User) {
+    try {
+      const c = await store.startDirect(user.id);
+      setQuery("");
+      openConversationLink(c.id);
+    } catch (e) {
+      store.showNotice(e instanceof Error ? e.message : "Could not start the conversation.");
+    }
+  }
+
+  return (
+    <aside className="sidebar" aria-label="Conversations">
+      <header className="sidebar-header">
+        <Avatar name={displayName(me)} seed={me.id} />
+        <div className="me">
+          <strong>{displayName(me)}</strong>
+          <span className="muted">@{me.username}</span>
+        </div>
+        <button type="button" className="ghost" onClick={() => void logout()}>
+          Log out
+        </button>
+      </header>
+
+      <div className="search">
+        <input
+          type="search"
+          placeholder="Search people"
+          aria-label="Search people"
+          value={query}
+          onChange={(e) => setQuery(e.target.value)}
+          onKeyDown={(e) => e.key === "Escape" && setQuery("")}
+        />
+        <button type="button" className="ghost" onClick={() => setGroupOpen(true)}>
+          New group
+        </button>
+      </div>
+
+      {search.active ? (
+        <section className="search-results" aria-label="People">
+          {search.loading && search.results.length === 0 && <p className="muted pad">Searching…</p>}
+          {search.error && <p className="field-error pad">{search.error}</p>}
+          {!search.loading && !search.error && search.results.length === 0 && <p className="muted pad">Nobody found.</p>}
+          <ul className="list">
+            {search.results.map((u) => (
+              <li key={u.id}>
+                <button type="button" className="row" onClick={() => void startChat(u)} aria-label={`Chat with ${displayName(u)}`}>
+                  <UserSummary user={u} />
+                </button>
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : (
+        <nav className="conversation-list" aria-label="Conversation list">
+          {loaded && sorted.length === 0 && (
+            <p className="muted pad">No conversations yet. Search for someone above to say hello.</p>
+          )}
+          <ul className="list">
+            {sorted.map((c) => (
+              <ConversationRow key={c.id} c={c} meId={me.id} />
+            ))}
+          </ul>
+        </nav>
+      )}
+
+      {groupOpen && <GroupDialog mode={{ kind: "create" }} onClose={() => setGroupOpen(false)} />}
+    </aside>
+  );
+}
+
+function ConversationRow({ c, meId }: { c: Conversation; meId: string }) {
+  const activeId = useChat((s) => s.activeId);
+  const presence = useChat((s) => s.presence);
+  const typing = useChat((s) => s.typing[c.id]);
+  const title = conversationTitle(c, meId);
+  const peer = directPeer(c, meId);
+  const last = c.last_message;
+  const someoneTyping = typing && Object.keys(typing).length > 0;
+  const preview = someoneTyping
+    ? "typing…"
+    : last
+      ? `${last.sender_id === meId ? "You: " : c.kind === "group" ? `${senderFirstName(c, last.sender_id)}: ` : ""}${last.body}`
+      : "No messages yet";
+  const unread = c.unread_count;
+  return (
+    <li>
+      <a
+        href={`#/c/${c.id}`}
+        className="row"
+        aria-current={activeId === c.id ? "page" : undefined}
+        aria-label={`${title}${unread ? `, ${unread} unread` : ""}${peer ? (presence[peer.id] ? ", online" : ", offline") : ""}`}
+        data-conversation-id={c.id}
+      >
+        <Avatar name={title} seed={peer?.id ?? c.id} online={peer ? !!presence[peer.id] : null} group={c.kind === "group"} />
+        <span className="row-main">
+          <span className="row-top">
+            <span className="row-title">{title}</span>
+            {last && <time className="row-time muted">{formatListTime(last.created_at)}</time>}
+          </span>
+          <span className="row-bottom">
+            <span className={`row-sub ${someoneTyping ? "accent" : "muted"}`}>{preview}</span>
+            {unread > 0 && (
+              <span className="badge" aria-hidden="true">
+                {unread > 99 ? "99+" : unread}
+              </span>
+            )}
+          </span>
+        </span>
+      </a>
+    </li>
+  );
+}
+
+function senderFirstName(c: Conversation, id: string): string {
+  return userName(c, id).split(/\s+/)[0];
+}

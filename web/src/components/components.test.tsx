@@ -1,0 +1,159 @@
+import { act, render, renderHook, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import type { ReactNode } from "react";
+import { describe, expect, it, vi } from "vitest";
+import type { Conversation, User } from "../protocol";
+import { AuthProvider } from "../auth/AuthContext";
+import { Session } from "../auth/session";
+import { ChatStore } from "../store/chatStore";
+import { ChatStoreContext, useChat } from "../store/hooks";
+import { FakeApi, FakeTransport, jsonResponse } from "../test/fakes";
+import { AuthScreen } from "./AuthScreen";
+import { Composer } from "./Composer";
+import { ConversationView } from "./ConversationView";
+import { MessageText } from "./MessageText";
+
+const alice: User = { id: "1", username: "alice", display_name: "Alice" };
+const bob: User = { id: "2", username: "bob", display_name: "Bob" };
+const conv: Conversation = {
+  id: "100",
+  kind: "direct",
+  title: null,
+  members: [
+    { user: alice, last_read_id: null },
+    { user: bob, last_read_id: null },
+  ],
+  last_message: null,
+  unread_count: 0,
+  created_at: "2026-01-01T00:00:00Z",
+};
+
+describe("MessageText", () => {
+  it("renders markup as text and only http(s) URLs as links", () => {
+    const { container } = render(
+      <MessageText text={'<img src=x onerror=alert(1)> see https://example.com/a?b=1. or javascript:alert(1)'} />,
+    );
+    expect(container.querySelector("img")).toBeNull();
+    expect(container.textContent).toContain("<img src=x onerror=alert(1)>");
+    const links = container.querySelectorAll("a");
+    expect(links).toHaveLength(1);
+    expect(links[0].getAttribute("href")).toBe("https://example.com/a?b=1");
+    expect(links[0].getAttribute("rel")).toContain("noopener");
+  });
+});
+
+describe("Composer", () => {
+  it("sends on Enter and inserts a newline on Shift+Enter", async () => {
+    const user = userEvent.setup();
+    const onSend = vi.fn(() => true);
+    const onTyping = vi.fn();
+    render(<Composer label="Message Bob" onSend={onSend} onTyping={onTyping} />);
+    const box = screen.getByLabelText("Message Bob");
+    await user.type(box, "line one{Shift>}{Enter}{/Shift}line two");
+    expect(onSend).not.toHaveBeenCalled();
+    expect(box).toHaveValue("line one\nline two");
+    expect(onTyping).toHaveBeenCalled();
+    await user.keyboard("{Enter}");
+    expect(onSend).toHaveBeenCalledWith("line one\nline two");
+    expect(box).toHaveValue("");
+  });
+
+  it("does not send blank text", async () => {
+    const user = userEvent.setup();
+    const onSend = vi.fn(() => true);
+    render(<Composer label="Message Bob" onSend={onSend} />);
+    await user.type(screen.getByLabelText("Message Bob"), "   {Enter}");
+    expect(onSend).not.toHaveBeenCalled();
+    expect(screen.getByRole("button", { name: "Send message" })).toBeDisabled();
+  });
+});
+
+describe("AuthScreen", () => {
+  function renderAuth() {
+    const fetch = vi.fn(async (input: RequestInfo | URL) => {
+      const url = String(input);
+      if (url.endsWith("/auth/refresh")) return jsonResponse(401, { error: { code: "unauthenticated", message: "no" } });
+      if (url.endsWith("/auth/signup")) return jsonResponse(409, { error: { code: "username_taken", message: "taken" } });
+      return jsonResponse(404, {});
+    });
+    const session = new Session({ fetch: fetch as unknown as typeof globalThis.fetch, locks: null, channel: null });
+    render(
+      <AuthProvider session={session}>
+        <AuthScreen />
+      </AuthProvider>,
+    );
+    return fetch;
+  }
+
+  it("explains the username and password rules before sending anything", async () => {
+    const user = userEvent.setup();
+    const fetch = renderAuth();
+    await user.click(screen.getByRole("button", { name: "Create an account" }));
+    await user.type(screen.getByLabelText("Username"), "Al");
+    await user.type(screen.getByLabelText("Password"), "short");
+    await user.click(screen.getByRole("button", { name: "Sign up" }));
+    expect(screen.getByText("Usernames are 3 to 32 characters long.")).toBeInTheDocument();
+    expect(screen.getByText("Passwords have at least 8 characters.")).toBeInTheDocument();
+    expect(screen.getByLabelText("Username")).toHaveAttribute("aria-invalid", "true");
+    expect(fetch.mock.calls.some(([u]) => String(u).endsWith("/auth/signup"))).toBe(false);
+    await user.clear(screen.getByLabelText("Username"));
+    await user.type(screen.getByLabelText("Username"), "Bad-Name");
+    expect(screen.getByText("Use only lowercase letters, digits and underscores.")).toBeInTheDocument();
+  });
+
+  it("shows the server's refusal", async () => {
+    const user = userEvent.setup();
+    renderAuth();
+    await user.click(screen.getByRole("button", { name: "Create an account" }));
+    await user.type(screen.getByLabelText("Username"), "alice");
+    await user.type(screen.getByLabelText("Password"), "long enough");
+    await user.click(screen.getByRole("button", { name: "Sign up" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("That username is taken");
+  });
+});
+
+describe("useChat and the conversation view", () => {
+  function withStore() {
+    const transport = new FakeTransport();
+    const store = new ChatStore(alice, new FakeApi({ "/conversations/100/messages": { messages: [], has_more: false }, "/conversations": [conv] }), transport);
+    const wrapper = ({ children }: { children: ReactNode }) => (
+      <ChatStoreContext.Provider value={store}>{children}</ChatStoreContext.Provider>
+    );
+    return { store, transport, wrapper };
+  }
+
+  it("re-renders when its slice changes", async () => {
+    const { store, transport, wrapper } = withStore();
+    const { result } = renderHook(() => useChat((s) => s.presence), { wrapper });
+    expect(result.current).toEqual({});
+    await act(async () => transport.emit({ type: "presence", user_id: bob.id, online: true }));
+    expect(result.current).toEqual({ [bob.id]: true });
+    store.dispose();
+  });
+
+  it("shows pending, failed with retry, then sent with a read receipt", async () => {
+    const user = userEvent.setup();
+    const { store, transport, wrapper } = withStore();
+    await act(() => store.loadConversations());
+    act(() => store.openConversation("100"));
+    render(<ConversationView conversationId="100" />, { wrapper });
+    await user.type(screen.getByLabelText("Message Bob"), "hello there{Enter}");
+    const cid = transport.ofType("send")[0].client_msg_id;
+    expect(screen.getByLabelText("Sending")).toBeInTheDocument();
+    act(() => transport.emit({ type: "error", code: "rate_limited", message: "Too fast", client_msg_id: cid }));
+    expect(screen.getByText(/Too fast/)).toBeInTheDocument();
+    await user.click(screen.getByRole("button", { name: "Retry" }));
+    expect(transport.ofType("send").map((f) => f.client_msg_id)).toEqual([cid, cid]);
+    act(() => {
+      transport.emit({ type: "ack", client_msg_id: cid, message_id: "900", conversation_id: "100" });
+      transport.emit({ type: "typing", conversation_id: "100", user_id: bob.id });
+    });
+    expect(screen.getByLabelText("Sent")).toBeInTheDocument();
+    expect(screen.getByText("Bob is typing…")).toBeInTheDocument();
+    act(() => transport.emit({ type: "read", conversation_id: "100", user_id: bob.id, message_id: "900" }));
+    expect(screen.getByLabelText("Read")).toBeInTheDocument();
+    expect(screen.getByText("Seen")).toBeInTheDocument();
+    expect(screen.getByText("Today")).toBeInTheDocument();
+    store.dispose();
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from "vitest";
+import { compareIds, maxId, newUuid } from "./ids";
+import { linkify } from "./linkify";
+import { formatDay } from "./time";
+
+describe("compareIds", () => {
+  it("orders 64-bit decimal ids numerically, beyond 2^53", () => {
+    expect(compareIds("9", "10")).toBe(-1);
+    expect(compareIds("9007199254740993", "9007199254740992")).toBe(1);
+    expect(compareIds("385556351339724800", "385556351339724800")).toBe(0);
+    expect(maxId(null, "5")).toBe("5");
+    expect(maxId("100", "99")).toBe("100");
+  });
+
+  it("makes v4 UUIDs", () => {
+    expect(newUuid()).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe("linkify", () => {
+  it("leaves sentence punctuation out of links", () => {
+    expect(linkify("see (https://a.example/x), then http://b.example!")).toEqual([
+      { kind: "text", text: "see (" },
+      { kind: "link", text: "https://a.example/x", href: "https://a.example/x" },
+      { kind: "text", text: "), then " },
+      { kind: "link", text: "http://b.example", href: "http://b.example" },
+      { kind: "text", text: "!" },
+    ]);
+  });
+
+  it("links nothing but http(s)", () => {
+    for (const text of ["javascript:alert(1)", "data:text/html,<b>x</b>", "ftp://x.example", "<a href=x>y</a>"]) {
+      expect(linkify(text)).toEqual([{ kind: "text", text }]);
+    }
+  });
+});
+
+describe("formatDay", () => {
+  it("says Today and Yesterday, else the date", () => {
+    const now = new Date(2026, 10, 29, 15, 0);
+    expect(formatDay(new Date(2026, 10, 29, 0, 5).toISOString(), now)).toBe("Today");
+    expect(formatDay(new Date(2026, 10, 28, 23, 59).toISOString(), now)).toBe("Yesterday");
+    expect(formatDay(new Date(2026, 10, 20).toISOString(), now)).not.toMatch(/Today|Yesterday/);
+  });
+});

@@ -1,0 +1,44 @@
+/** Derived views of ChatState used by several components. */
+import type { Conversation, User, UserId } from "../protocol";
+import { compareIds } from "../lib/ids";
+
+export function displayName(u: User): string {
+  return u.display_name || u.username;
+}
+
+export function otherMembers(c: Conversation, me: UserId): User[] {
+  return c.members.filter((m) => m.user.id !== me).map((m) => m.user);
+}
+
+export function conversationTitle(c: Conversation, me: UserId): string {
+  if (c.kind === "group") return c.title || otherMembers(c, me).map(displayName).join(", ") || "Group";
+  const other = otherMembers(c, me)[0];
+  return other ? displayName(other) : "Just you";
+}
+
+/** The peer of a direct conversation, for its presence dot. */
+export function directPeer(c: Conversation, me: UserId): User | null {
+  return c.kind === "direct" ? (otherMembers(c, me)[0] ?? null) : null;
+}
+
+/** Most recent activity first: the last message, or creation for empty conversations. */
+export function sortConversations(list: Conversation[]): Conversation[] {
+  return [...list].sort((a, b) => {
+    const ka = a.last_message?.created_at ?? a.created_at;
+    const kb = b.last_message?.created_at ?? b.created_at;
+    if (ka !== kb) return ka < kb ? 1 : -1;
+    return compareIds(b.id, a.id);
+  });
+}
+
+/** Who (other than me) has read up to at least `messageId`. */
+export function readersOf(c: Conversation, messageId: string, me: UserId): User[] {
+  return c.members
+    .filter((m) => m.user.id !== me && m.last_read_id && compareIds(m.last_read_id, messageId) >= 0)
+    .map((m) => m.user);
+}
+
+export function userName(c: Conversation, id: UserId): string {
+  const m = c.members.find((x) => x.user.id === id);
+  return m ? displayName(m.user) : "Someone";
+}
