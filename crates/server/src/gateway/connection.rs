@@ -14,6 +14,7 @@ use chat_protocol::{ConversationId, MAX_FRAME_BYTES, MessageId, UserId, close};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::Admission;
@@ -216,6 +217,7 @@ impl FrameBudget {
     }
 }
 
+#[derive(Clone)]
 struct Connection {
     ctx: ApiContext,
     user: UserId,
@@ -242,6 +244,10 @@ impl Connection {
             grant.expires_at.saturating_sub(now_unix),
         ));
         tokio::pin!(expiry);
+        // A `sync` may wait for history to catch up with the log before it replays,
+        // so it runs beside the frames that follow it (sends are not held up behind
+        // it). One at a time; dropping the set when the connection ends aborts it.
+        let mut syncs = JoinSet::new();
         loop {
             let frame = tokio::select! {
                 biased;
@@ -271,11 +277,11 @@ impl Connection {
             if !budget.take() {
                 return (close::TOO_MANY_FRAMES, "too many frames");
             }
-            self.handle(&text).await;
+            self.handle(&text, &mut syncs).await;
         }
     }
 
-    async fn handle(&mut self, text: &str) {
+    async fn handle(&mut self, text: &str, syncs: &mut JoinSet<()>) {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) if e.is_data() => {
@@ -294,7 +300,19 @@ impl Connection {
                 conversation_id,
                 message_id,
             } => self.read(conversation_id, message_id).await,
-            ClientFrame::Sync { since } => self.sync(since).await,
+            ClientFrame::Sync { since } => {
+                while syncs.try_join_next().is_some() {}
+                if syncs.is_empty() {
+                    let connection = self.clone();
+                    syncs.spawn(async move { connection.sync(since).await });
+                } else {
+                    self.error(
+                        "sync_in_progress",
+                        "a sync is already running on this connection; wait for its synced",
+                        None,
+                    );
+                }
+            }
             ClientFrame::Ping => self.reply(&ServerFrame::Pong),
             ClientFrame::Auth { .. } => self.error(
                 "already_authenticated",
@@ -377,7 +395,7 @@ impl Connection {
     }
 
     /// Replays every message after `since` in the user's conversations, in id order.
-    async fn sync(&mut self, since: Option<MessageId>) {
+    async fn sync(&self, since: Option<MessageId>) {
         let Some(since) = since else {
             return self.reply(&ServerFrame::Synced { until: None });
         };
