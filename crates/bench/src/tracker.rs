@@ -118,8 +118,14 @@ pub struct Inbox {
     pub out_of_order: u64,
     /// Bodies the bench could not read, or slots it does not know.
     pub unreadable: u64,
-    /// The newest message id seen, for `sync` after a reconnect.
+    /// The newest message id seen.
     pub newest_id: Option<i64>,
+    /// Where the next `sync` starts: advanced by live messages and by `synced`, never
+    /// by what arrives during a sync, which a dropped connection may cut short (the
+    /// replay is in id order, and live messages interleave with it).
+    pub resume_id: Option<i64>,
+    /// The newest id that arrived during the current sync.
+    syncing_high: Option<i64>,
 }
 
 impl Inbox {
@@ -130,9 +136,9 @@ impl Inbox {
         }
     }
 
-    /// Records one delivery. `check_order` is false during a `sync` replay, whose
-    /// older messages legitimately interleave with newer live ones.
-    pub fn receive(&mut self, stamp: Stamp, message_id: i64, check_order: bool) -> Receipt {
+    /// Records one delivery. `live` is false during a `sync` replay, whose older
+    /// messages legitimately interleave with newer live ones.
+    pub fn receive(&mut self, stamp: Stamp, message_id: i64, live: bool) -> Receipt {
         let Some(seqs) = self.ids.get_mut(stamp.slot as usize) else {
             self.unreadable += 1;
             return Receipt::Unknown;
@@ -146,7 +152,7 @@ impl Inbox {
             0 => {
                 seqs[seq] = stored;
                 self.unique += 1;
-                if check_order && self.newest_id.is_some_and(|newest| message_id < newest) {
+                if live && self.newest_id.is_some_and(|newest| message_id < newest) {
                     self.out_of_order += 1;
                 }
                 Receipt::New
@@ -160,10 +166,24 @@ impl Inbox {
                 Receipt::Duplicate
             }
         };
-        if self.newest_id.is_none_or(|newest| message_id > newest) {
-            self.newest_id = Some(message_id);
+        self.newest_id = self.newest_id.max(Some(message_id));
+        if live {
+            self.resume_id = self.resume_id.max(Some(message_id));
+        } else {
+            self.syncing_high = self.syncing_high.max(Some(message_id));
         }
         receipt
+    }
+
+    /// A `sync` was asked for (on a new connection).
+    pub fn begin_sync(&mut self) {
+        self.syncing_high = None;
+    }
+
+    /// The sync replay ended at `until`: everything up to it, and everything that
+    /// arrived during it, is now complete.
+    pub fn synced(&mut self, until: Option<i64>) {
+        self.resume_id = self.resume_id.max(until).max(self.syncing_high.take());
     }
 
     /// Acknowledged messages of `slot`'s sender that never reached this inbox.
@@ -264,6 +284,29 @@ mod tests {
             ),
             (1, 1, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_sync_cut_short_does_not_move_the_resume_point() {
+        let mut inbox = Inbox::new(1);
+        inbox.receive(stamp(0, 0), 10, true);
+        inbox.begin_sync();
+        // Replayed 11 and a live 30 arrive; the connection drops before `synced`.
+        inbox.receive(stamp(0, 1), 11, false);
+        inbox.receive(stamp(0, 5), 30, false);
+        assert_eq!(inbox.resume_id, Some(10));
+        assert_eq!(inbox.newest_id, Some(30));
+        // The next sync completes.
+        inbox.begin_sync();
+        inbox.receive(stamp(0, 2), 12, false);
+        inbox.synced(Some(12));
+        assert_eq!(inbox.resume_id, Some(12));
+        inbox.begin_sync();
+        inbox.receive(stamp(0, 6), 40, false);
+        inbox.synced(Some(35));
+        assert_eq!(inbox.resume_id, Some(40));
+        inbox.receive(stamp(0, 7), 41, true);
+        assert_eq!(inbox.resume_id, Some(41));
     }
 
     #[test]

@@ -178,7 +178,9 @@ pub enum Event<'a> {
         client_msg_id: Uuid,
         message_id: MessageId,
     },
-    Synced,
+    Synced {
+        until: Option<MessageId>,
+    },
     Pong,
     Error {
         code: Cow<'a, str>,
@@ -203,6 +205,8 @@ struct Incoming<'a> {
     message_id: Option<MessageId>,
     #[serde(default, borrow)]
     code: Option<Cow<'a, str>>,
+    #[serde(default)]
+    until: Option<MessageId>,
 }
 
 #[derive(Deserialize)]
@@ -251,7 +255,7 @@ pub fn parse(text: &str) -> Option<Event<'_>> {
             client_msg_id: frame.client_msg_id?,
             message_id: frame.message_id?,
         },
-        ("synced", _) => Event::Synced,
+        ("synced", _) => Event::Synced { until: frame.until },
         ("pong", _) => Event::Pong,
         ("error", _) => Event::Error {
             code: frame.code?,
@@ -351,13 +355,15 @@ mod tests {
 
         assert_eq!(
             parse(&json(&ServerFrame::Synced { until: None })),
-            Some(Event::Synced)
+            Some(Event::Synced { until: None })
         );
         assert_eq!(
             parse(&json(&ServerFrame::Synced {
                 until: Some(MessageId(5))
             })),
-            Some(Event::Synced)
+            Some(Event::Synced {
+                until: Some(MessageId(5))
+            })
         );
         assert_eq!(parse(&json(&ServerFrame::Pong)), Some(Event::Pong));
         let presence = ServerFrame::Presence {

@@ -91,6 +91,29 @@ describe("ChatStore", () => {
     expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: "41" });
   });
 
+  it("does not skip what a replay cut short by a drop had not delivered yet", async () => {
+    const { store, transport } = setup([direct("100", msg("40"))]);
+    store.loadConversations();
+    transport.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    // The replay has reached 42 and a live 90 slips in; the connection drops
+    // before `synced`, so 43…89 may never have been sent.
+    transport.emit({ type: "message", message: msg("42") });
+    transport.emit({ type: "message", message: msg("90") });
+    transport.goOffline();
+    transport.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: "40" });
+    // This time the replay completes: everything it carried counts.
+    transport.emit({ type: "message", message: msg("91") });
+    transport.emit({ type: "synced", until: "89" });
+    transport.emit({ type: "message", message: msg("92") });
+    transport.goOffline();
+    transport.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: "92" });
+  });
+
   it("sends optimistically and settles on ack and echo without duplicating", async () => {
     const { store, transport, s } = setup();
     await store.loadConversations();

@@ -9,7 +9,9 @@
  * Consistency rules (DESIGN.md §2, §6):
  * - messages are deduplicated by id wherever they come from (live, sync, history);
  * - `lastSeenId` advances only from the live stream, `synced` and the conversation list
- *   snapshot, and is what the next `sync` asks to replay from;
+ *   snapshot, and is what the next `sync` asks to replay from; while a sync is running
+ *   what arrives only raises `syncHigh`, taken on at `synced`, because a connection
+ *   that drops mid-replay leaves the older part of the replay undelivered;
  * - unread counts grow only for messages newer than the conversation's known last one,
  *   so a sync replay of messages the list already counted adds nothing;
  * - an outgoing message keeps its client_msg_id across retries and reconnects, so the
@@ -98,6 +100,9 @@ export class ChatStore {
   private listLoad: Promise<void> | null = null;
   private visible = true;
   private readyCount = 0;
+  /** Between sending `sync` and its `synced`: the newest id seen meanwhile. */
+  private syncing = false;
+  private syncHigh: MessageId | null = null;
 
   constructor(
     me: User,
@@ -172,7 +177,7 @@ export class ChatStore {
       conversations[server.id] = localIsNewer
         ? { ...server, last_message: localLast, unread_count: local.unread_count }
         : server;
-      if (serverLast) lastSeenId = maxId(lastSeenId, serverLast.id);
+      if (serverLast) lastSeenId = this.seen(lastSeenId, serverLast.id);
     }
     const activeId = this.state.activeId && conversations[this.state.activeId] ? this.state.activeId : null;
     this.update({ conversations, conversationsLoaded: true, lastSeenId, activeId });
@@ -414,6 +419,8 @@ export class ChatStore {
     // With nothing seen yet, "0" still replays whatever arrived since the list was
     // fetched (a sync without `since` replays nothing).
     this.transport.send({ type: "sync", since: this.state.lastSeenId ?? "0" });
+    this.syncing = true;
+    this.syncHigh = null;
     // Anything that never got an ack goes again, with the same client_msg_id.
     for (const out of Object.values(this.state.outbox)) {
       if (out.status === "pending") this.transmit(out);
@@ -449,9 +456,13 @@ export class ChatStore {
       case "removed":
         this.removeConversation(frame.conversation_id);
         break;
-      case "synced":
-        if (frame.until) this.update({ lastSeenId: maxId(this.state.lastSeenId, frame.until) });
+      case "synced": {
+        this.syncing = false;
+        const lastSeenId = maxId(maxId(this.state.lastSeenId, frame.until), this.syncHigh);
+        this.syncHigh = null;
+        if (lastSeenId !== this.state.lastSeenId) this.update({ lastSeenId });
         break;
+      }
       case "error":
         if (frame.client_msg_id) this.failOutgoing(frame.client_msg_id, frame.message);
         else this.showNotice(frame.message);
@@ -460,6 +471,16 @@ export class ChatStore {
       case "pong":
         break;
     }
+  }
+
+  /**
+   * Where the next `sync` may start given `id` was just seen: `current` moved on, or,
+   * while a sync runs, unchanged (with `id` kept for its `synced`).
+   */
+  private seen(current: MessageId | null, id: MessageId): MessageId | null {
+    if (!this.syncing) return maxId(current, id);
+    this.syncHigh = maxId(this.syncHigh, id);
+    return current;
   }
 
   /** A message from the live stream or a sync replay. */
@@ -483,7 +504,10 @@ export class ChatStore {
       const { [m.sender_id]: _t, ...rest } = typingHere;
       patch.typing = { ...this.state.typing, [m.conversation_id]: rest };
     }
-    if (live) patch.lastSeenId = maxId(this.state.lastSeenId, m.id);
+    if (live) {
+      const lastSeenId = this.seen(this.state.lastSeenId, m.id);
+      if (lastSeenId !== this.state.lastSeenId) patch.lastSeenId = lastSeenId;
+    }
 
     const conv = this.state.conversations[m.conversation_id];
     if (conv) {

@@ -444,7 +444,10 @@ impl Client {
                     None => {}
                 }
             }
-            Some(Event::Synced) => self.syncing = false,
+            Some(Event::Synced { until }) => {
+                self.syncing = false;
+                self.inbox.synced(until.map(|id| id.0));
+            }
             Some(Event::Pong | Event::Other) => {}
             None => shared.note_error("unparsable_frame"),
         }
@@ -508,12 +511,14 @@ impl Client {
             stats::record(Metric::Connect, now_us() - began_us);
             self.reconnects += 1;
             let sync = ClientFrame::Sync {
-                since: self.inbox.newest_id.map(MessageId),
+                // With nothing seen yet, everything in the conversation is missed.
+                since: Some(MessageId(self.inbox.resume_id.unwrap_or(0))),
             };
             if ws::send(&mut socket, &sync).await.is_err() {
                 continue;
             }
             self.syncing = true;
+            self.inbox.begin_sync();
             let unacked: Vec<u32> = self.outbox.iter().flat_map(Outbox::unacked).collect();
             if self.resend(&mut socket, unacked, shared).await.is_err() {
                 continue;
