@@ -61,6 +61,10 @@ pub struct KafkaLog {
     readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
     /// Recently read committed positions by group, and the partition list.
     recent: Mutex<Recent>,
+    /// The last reading of the tail (or its failure) and when it began. Held while
+    /// reading, so callers that ask at once share one reading instead of each asking
+    /// the brokers.
+    tail: tokio::sync::Mutex<Option<(std::time::Instant, Result<Position, LogError>)>>,
 }
 
 #[derive(Default)]
@@ -108,6 +112,7 @@ impl KafkaLog {
             order: Mutex::new(()),
             readers: Mutex::new(HashMap::new()),
             recent: Mutex::new(Recent::default()),
+            tail: tokio::sync::Mutex::new(None),
         };
         log.partitions().await?;
         Ok(log)
@@ -120,6 +125,25 @@ impl KafkaLog {
             .set("linger.ms", "1")
             .set("message.timeout.ms", DELIVERY_TIMEOUT_MS.to_string())
             .create()?)
+    }
+
+    /// Reads the end of every partition from the brokers.
+    async fn read_tail(&self) -> Result<Position, LogError> {
+        let partitions = self.partitions().await?;
+        let reader = self.reader("chat-metadata")?;
+        let topic = self.settings.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut tail = BTreeMap::new();
+            for partition in partitions {
+                let (_, high) = reader
+                    .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                    .map_err(unavailable)?;
+                tail.insert(partition, high);
+            }
+            Ok(Position(tail))
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     fn reader(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
@@ -299,21 +323,19 @@ impl MessageLog for KafkaLog {
     }
 
     async fn tail(&self) -> Result<Position, LogError> {
-        let partitions = self.partitions().await?;
-        let reader = self.reader("chat-metadata")?;
-        let topic = self.settings.topic.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut tail = BTreeMap::new();
-            for partition in partitions {
-                let (_, high) = reader
-                    .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
-                    .map_err(unavailable)?;
-                tail.insert(partition, high);
-            }
-            Ok(Position(tail))
-        })
-        .await
-        .map_err(unavailable)?
+        // A reading that began after this call did is as good as a new one: it
+        // includes every append acknowledged before the call.
+        let asked = std::time::Instant::now();
+        let mut last = self.tail.lock().await;
+        if let Some((began, tail)) = last.as_ref()
+            && *began >= asked
+        {
+            return tail.clone();
+        }
+        let began = std::time::Instant::now();
+        let tail = self.read_tail().await;
+        *last = Some((began, tail.clone()));
+        tail
     }
 
     async fn committed(&self, group: &str) -> Result<Position, LogError> {

@@ -28,7 +28,7 @@ pub struct NewMessage {
     pub body: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum LogError {
     #[error("the message log is unavailable: {0}")]
     Unavailable(String),
