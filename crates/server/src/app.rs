@@ -187,6 +187,7 @@ async fn build(
                 topic: config.kafka_topic.clone(),
                 partitions: config.kafka_partitions,
                 replication: config.kafka_replication,
+                fetch_wait_ms: config.kafka_fetch_wait_ms,
             };
             Arc::new(KafkaLog::open(settings, ids).await?)
         }

@@ -73,6 +73,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_KAFKA_REPLICATION", default_value_t = 1)]
     pub kafka_replication: i32,
 
+    /// The longest a broker may hold a consumer's fetch when it has nothing new.
+    /// Kafka answers as soon as records arrive, so this only bounds idle polling;
+    /// brokers that always wait it out (tansu) deliver this much later.
+    #[arg(long, env = "CHAT_KAFKA_FETCH_WAIT_MS", default_value_t = 50)]
+    pub kafka_fetch_wait_ms: u32,
+
     /// Node id for message ids (0–1023); must differ between nodes of a cluster.
     /// Unset: leased in Redis when Redis is configured, else 0.
     #[arg(long, env = "CHAT_NODE_ID")]
@@ -144,6 +150,9 @@ impl Config {
             return Err(
                 "CHAT_KAFKA_PARTITIONS and CHAT_KAFKA_REPLICATION must be at least 1".into(),
             );
+        }
+        if !(1..=10_000).contains(&self.kafka_fetch_wait_ms) {
+            return Err("CHAT_KAFKA_FETCH_WAIT_MS must be between 1 and 10000".into());
         }
         if !(1..=900).contains(&self.access_token_ttl_secs) {
             return Err("CHAT_ACCESS_TOKEN_TTL_SECS must be between 1 and 900".into());

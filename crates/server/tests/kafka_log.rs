@@ -56,6 +56,7 @@ impl Tansu {
             topic: "chat.messages".into(),
             partitions: 3,
             replication: 1,
+            fetch_wait_ms: 50,
         }
     }
 }

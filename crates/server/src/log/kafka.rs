@@ -47,6 +47,8 @@ pub struct KafkaSettings {
     pub topic: String,
     pub partitions: i32,
     pub replication: i32,
+    /// `fetch.wait.max.ms` of the consumers.
+    pub fetch_wait_ms: u32,
 }
 
 pub struct KafkaLog {
@@ -251,7 +253,7 @@ impl KafkaLog {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1500")
             // Deliver promptly: a broker may hold a fetch until this wait runs out.
-            .set("fetch.wait.max.ms", "50")
+            .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
             .create()
             .map_err(unavailable)
     }
