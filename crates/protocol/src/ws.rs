@@ -35,7 +35,11 @@ pub enum ClientFrame {
     /// order, then `synced`. Without `since` nothing is replayed (send `"0"` for
     /// everything). In a cluster the replay may start a few seconds before `since`
     /// (messages from different nodes can land slightly out of id order); drop
-    /// what you already have by id.
+    /// what you already have by id. The replay runs beside the connection's other
+    /// frames, so live messages and acks interleave with it: resume a later sync
+    /// from what a *completed* replay covered (`synced.until`, or anything that
+    /// arrived before `synced`), never from a live message received mid-replay. One
+    /// sync at a time per connection; another gets the error `sync_in_progress`.
     Sync {
         #[serde(default)]
         #[ts(optional)]
