@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::serve::ListenerExt;
+use chat_protocol::UserId;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::Row;
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use crate::auth::{Tokens, load_or_create_secret};
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::{self as cache_redis, RedisCache};
 use crate::cache::{Limit, Presence, RateLimits, SEND_KEY_TTL, SendKeys, SentMessage};
+use crate::cluster::{self, Announcer, Lease};
 use crate::config::Config;
 use crate::events::redis::{self as events_redis, RedisEvents};
 use crate::events::{Events, LocalEvents};
@@ -166,11 +168,13 @@ async fn build(
     let members = Arc::new(Members::new(directory.clone()));
     let hub = Arc::new(Hub::new());
 
-    let redis = match &config.redis_url {
+    let (redis, cluster) = match &config.redis_url {
         Some(url) => {
-            Some(connect_redis(url, &config, &hub, &members, &shutdown, &mut tasks).await?)
+            let (cache, cluster) =
+                connect_redis(url, &config, &hub, &members, &shutdown, &mut tasks).await?;
+            (Some(cache), Some(cluster))
         }
-        None => None,
+        None => (None, None),
     };
     let node_id = redis
         .as_ref()
@@ -229,6 +233,19 @@ async fn build(
         sessions,
         events,
     } = ephemeral;
+    if let Some((lease, offline)) = cluster {
+        let announcer = Announcer {
+            directory: directory.clone(),
+            events: events.clone(),
+        };
+        tasks.push(tokio::spawn(cluster::keep_node_alive(
+            lease,
+            hub.clone(),
+            announcer,
+            offline,
+            shutdown.clone(),
+        )));
+    }
 
     let sender = Arc::new(SendService {
         members: members.clone(),
@@ -286,8 +303,8 @@ struct Ephemeral {
 }
 
 /// Connects to Redis, leases a node id (unless configured), clears what a crashed
-/// predecessor with the same id left behind, and starts lease renewal and the event
-/// listener.
+/// predecessor with the same id left behind, and starts the event listener. Returns
+/// the lease for [`cluster::keep_node_alive`] and the users the clearing left offline.
 async fn connect_redis(
     url: &str,
     config: &Config,
@@ -295,24 +312,24 @@ async fn connect_redis(
     members: &Arc<Members>,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> anyhow::Result<RedisCache> {
+) -> anyhow::Result<(RedisCache, (Lease, Vec<UserId>))> {
     let prefix = config.redis_prefix.clone();
     let (client, conn) = cache_redis::connect(url).await?;
-    let (node_id, lease) = match config.node_id {
-        Some(id) => (id, None),
-        None => {
-            let (id, token) = cache_redis::lease_node_id(&conn, &prefix).await?;
-            (id, Some(token))
+    let (node_id, token) = match config.node_id {
+        Some(id) => {
+            // A configured id has no lease token of its own; take the key at once so
+            // this node's users count as online from the first connection.
+            let token = format!("configured-{id}");
+            if cache_redis::renew_node_lease(&conn, &prefix, id, &token).await?
+                == cache_redis::Renewal::Lost
+            {
+                anyhow::bail!("node id {id} is leased by another node");
+            }
+            (id, token)
         }
+        None => cache_redis::lease_node_id(&conn, &prefix).await?,
     };
-    cache_redis::clear_stale_presence(&conn, &prefix, node_id).await?;
-    tasks.push(tokio::spawn(keep_node_alive(
-        conn.clone(),
-        prefix.clone(),
-        node_id,
-        lease,
-        shutdown.clone(),
-    )));
+    let offline = cache_redis::clear_stale_presence(&conn, &prefix, node_id).await?;
     tasks.push(tokio::spawn(events_redis::listen(
         client,
         prefix.clone(),
@@ -320,34 +337,13 @@ async fn connect_redis(
         members.clone(),
         shutdown.clone(),
     )));
-    Ok(RedisCache::new(conn, prefix, node_id))
-}
-
-/// Renews the node's lease, which also keeps its users' presence alive. With a
-/// configured node id there is no lease token: the key is simply kept fresh.
-async fn keep_node_alive(
-    conn: redis::aio::ConnectionManager,
-    prefix: String,
-    node_id: u16,
-    lease: Option<String>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let token = lease.unwrap_or_else(|| format!("configured-{node_id}"));
-    let mut ticks = tokio::time::interval(cache_redis::LEASE_RENEWAL);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        match cache_redis::renew_node_lease(&conn, &prefix, node_id, &token).await {
-            Ok(true) => {}
-            Ok(false) => tracing::error!(
-                node_id,
-                "another node holds this node id; message ids may collide"
-            ),
-            Err(error) => tracing::warn!(%error, "could not renew the node lease"),
-        }
-    }
+    let lease = Lease {
+        conn: conn.clone(),
+        prefix: prefix.clone(),
+        node_id,
+        token,
+    };
+    Ok((RedisCache::new(conn, prefix, node_id), (lease, offline)))
 }
 
 /// Sends acknowledged in the last 24 h are recognized as retries after a restart.

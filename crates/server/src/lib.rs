@@ -6,6 +6,7 @@
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod conversations;
 pub mod error;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chat_protocol::{ConversationId, MessageId, UserId};
-use chat_server::cache::redis::{self as cache_redis, RedisCache};
+use chat_server::cache::redis::{self as cache_redis, RedisCache, Renewal};
 use chat_server::cache::{Claim, Limit, Presence, RateLimits, SendKeys, SentMessage};
 use chat_server::store::{RotateError, Sessions};
 use chrono::Utc;
@@ -133,15 +133,17 @@ async fn a_leased_node_id_is_exclusive_until_it_lapses() {
         "all 1024 ids are held, so a 1025th node gets none"
     );
     let (id, token) = first.unwrap();
-    assert!(
-        !cache_redis::renew_node_lease(&redis.conn, &redis.prefix, id, "someone else")
+    assert_eq!(
+        cache_redis::renew_node_lease(&redis.conn, &redis.prefix, id, "someone else")
             .await
-            .unwrap()
+            .unwrap(),
+        Renewal::Lost
     );
-    assert!(
+    assert_eq!(
         cache_redis::renew_node_lease(&redis.conn, &redis.prefix, id, &token)
             .await
-            .unwrap()
+            .unwrap(),
+        Renewal::Renewed
     );
 
     // A lease nobody renews lapses, and its id is free again.
@@ -203,10 +205,88 @@ async fn presence_spans_nodes_and_a_crashed_nodes_users_go_offline() {
     assert_eq!(node_a.online(&[bob]).await.unwrap(), vec![bob]);
     tokio::time::sleep(ttl + Duration::from_millis(400)).await;
     assert!(node_a.online(&[bob]).await.unwrap().is_empty());
-    assert!(
+    assert_eq!(
         cache_redis::renew_node_lease(&redis.conn, &redis.prefix, a, &token_a)
             .await
+            .unwrap(),
+        Renewal::Renewed
+    );
+}
+
+#[tokio::test]
+async fn a_dead_nodes_users_are_reaped_once_and_restored_if_it_comes_back() {
+    let redis = Fixture::new().await;
+    let ttl = Duration::from_millis(600);
+    let (live, _) =
+        cache_redis::lease_node_id_for(&redis.conn, &redis.prefix, Duration::from_secs(60))
+            .await
+            .unwrap();
+    let (dying, token) = cache_redis::lease_node_id_for(&redis.conn, &redis.prefix, ttl)
+        .await
+        .unwrap();
+    let (node_live, node_dying) = (redis.cache(live), redis.cache(dying));
+    // Alice is only on the dying node; Bob on both; Carol closed her connection there.
+    let (alice, bob, carol) = (UserId(1), UserId(2), UserId(3));
+    node_dying.connected(alice).await.unwrap();
+    node_dying.connected(alice).await.unwrap();
+    node_dying.connected(bob).await.unwrap();
+    node_live.connected(bob).await.unwrap();
+    node_dying.connected(carol).await.unwrap();
+    node_dying.disconnected(carol).await.unwrap();
+
+    // While its lease holds, nothing is reaped.
+    assert!(
+        cache_redis::reap_dead_nodes(&redis.conn, &redis.prefix)
+            .await
             .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+
+    // Two survivors reap at once: Alice is announced offline exactly once, Bob (still
+    // on the live node) and Carol (already offline) not at all.
+    let (first, second) = tokio::join!(
+        cache_redis::reap_dead_nodes(&redis.conn, &redis.prefix),
+        cache_redis::reap_dead_nodes(&redis.conn, &redis.prefix),
+    );
+    let mut reaped = first.unwrap();
+    reaped.extend(second.unwrap());
+    assert_eq!(reaped, vec![alice]);
+    assert_eq!(node_live.online(&[alice, bob]).await.unwrap(), vec![bob]);
+
+    // The node was only cut off: it takes its lease back and counts its
+    // connections again, which brings Alice back (Bob never left).
+    assert_eq!(
+        cache_redis::renew_node_lease(&redis.conn, &redis.prefix, dying, &token)
+            .await
+            .unwrap(),
+        Renewal::Retaken
+    );
+    let back =
+        cache_redis::restore_presence(&redis.conn, &redis.prefix, dying, &[(alice, 2), (bob, 1)])
+            .await
+            .unwrap();
+    assert_eq!(back, vec![alice]);
+    assert_eq!(
+        node_live.online(&[alice, bob]).await.unwrap(),
+        vec![alice, bob]
+    );
+    // Her two connections are counted: closing one leaves her online.
+    assert!(!node_dying.disconnected(alice).await.unwrap());
+    assert!(node_dying.disconnected(alice).await.unwrap());
+
+    // A process that starts under the dying node's id clears what is left there.
+    let offline = cache_redis::clear_stale_presence(&redis.conn, &redis.prefix, dying)
+        .await
+        .unwrap();
+    assert!(
+        offline.is_empty(),
+        "bob is still on the live node: {offline:?}"
+    );
+    assert_eq!(node_live.online(&[alice, bob]).await.unwrap(), vec![bob]);
+    assert!(
+        node_live.disconnected(bob).await.unwrap(),
+        "his last connection is gone"
     );
 }
 

@@ -4,7 +4,9 @@
 //!   nodes are alive),
 //! - presence: per user, a hash of node → open connections; a user is online while
 //!   some *live* node counts a connection, so a crashed node's users go offline once
-//!   its lease lapses,
+//!   its lease lapses. Each node also keeps the set of its users (`nodeusers:{id}`,
+//!   and `nodes`, the ids with such a set), so the surviving nodes can take a dead
+//!   node's counts away and tell its users' contacts ([`reap_dead_nodes`]),
 //! - token-bucket rate limits and `SET NX` idempotency keys, each one atomic script
 //!   or command,
 //! - refresh tokens and their families ([`Sessions`]), rotated atomically by script.
@@ -128,21 +130,31 @@ pub async fn lease_node_id_for(
     )
 }
 
-/// Renews the lease if it is still ours (or re-takes it if it lapsed and nobody else
-/// took it); false means another node holds this id now.
+/// What renewing a node lease found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still ours, and renewed.
+    Renewed,
+    /// It had lapsed and nobody took it: ours again. Other nodes may have taken this
+    /// node's presence counts away meanwhile ([`restore_presence`] puts them back).
+    Retaken,
+    /// Another node holds this id now.
+    Lost,
+}
+
+/// Renews the lease if it is still ours, or re-takes it if it lapsed and nobody else
+/// took it.
 pub async fn renew_node_lease(
     conn: &ConnectionManager,
     prefix: &str,
     id: u16,
     token: &str,
-) -> Result<bool, CacheError> {
+) -> Result<Renewal, CacheError> {
     const RENEW: &str = r#"
         local holder = redis.call('GET', KEYS[1])
-        if holder == ARGV[1] or not holder then
-            redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-            return 1
-        end
-        return 0
+        if holder and holder ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        if holder then return 1 else return 2 end
     "#;
     let mut conn = conn.clone();
     let renewed: i32 = Script::new(RENEW)
@@ -152,7 +164,117 @@ pub async fn renew_node_lease(
         .invoke_async(&mut conn)
         .await
         .map_err(down)?;
-    Ok(renewed == 1)
+    Ok(match renewed {
+        1 => Renewal::Renewed,
+        2 => Renewal::Retaken,
+        _ => Renewal::Lost,
+    })
+}
+
+/// Takes away the presence counts of nodes whose lease lapsed (crashed, or cut off
+/// from Redis) and returns their users who are now offline everywhere, each once
+/// across all the nodes that call this. With `only`, that node's counts go whatever
+/// its lease says: a node starting under the id of a crashed one clears them.
+async fn reap(
+    conn: &ConnectionManager,
+    prefix: &str,
+    only: Option<u16>,
+) -> Result<Vec<UserId>, CacheError> {
+    // At most this many users per node and call, so Redis is never blocked long.
+    const BATCH: u32 = 500;
+    let script = Script::new(&format!(
+        r#"{ONLINE_FN}
+        local prefix, batch, only = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+        local nodes
+        if only ~= '' then nodes = {{only}} else nodes = redis.call('SMEMBERS', prefix .. 'nodes') end
+        local offline, more = {{}}, 0
+        for _, n in ipairs(nodes) do
+            if only ~= '' or redis.call('EXISTS', prefix .. 'node:' .. n) == 0 then
+                local set = prefix .. 'nodeusers:' .. n
+                for _, u in ipairs(redis.call('SPOP', set, batch)) do
+                    local key = prefix .. 'presence:' .. u
+                    redis.call('HDEL', key, n)
+                    if not online(key, prefix) then offline[#offline + 1] = u end
+                end
+                if redis.call('SCARD', set) > 0 then
+                    more = 1
+                elseif only == '' then
+                    redis.call('SREM', prefix .. 'nodes', n)
+                end
+            end
+        end
+        return {{more, offline}}"#
+    ));
+    let mut conn = conn.clone();
+    let mut gone = Vec::new();
+    loop {
+        let (more, users): (i32, Vec<String>) = script
+            .arg(prefix)
+            .arg(BATCH)
+            .arg(only.map(|n| n.to_string()).unwrap_or_default())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(down)?;
+        gone.extend(users.iter().filter_map(|u| u.parse().ok().map(UserId)));
+        if more == 0 {
+            return Ok(gone);
+        }
+    }
+}
+
+/// [`reap`] every node whose lease lapsed.
+pub async fn reap_dead_nodes(
+    conn: &ConnectionManager,
+    prefix: &str,
+) -> Result<Vec<UserId>, CacheError> {
+    reap(conn, prefix, None).await
+}
+
+/// Clears the presence counts an earlier process with this node id left behind (it
+/// crashed, or was killed, without closing its sockets); returns the users that
+/// leaves offline.
+pub async fn clear_stale_presence(
+    conn: &ConnectionManager,
+    prefix: &str,
+    node_id: u16,
+) -> Result<Vec<UserId>, CacheError> {
+    reap(conn, prefix, Some(node_id)).await
+}
+
+/// Counts this node's connections again after its lease had lapsed, and returns the
+/// users that makes online again (other nodes may have announced them offline).
+pub async fn restore_presence(
+    conn: &ConnectionManager,
+    prefix: &str,
+    node_id: u16,
+    connections: &[(UserId, usize)],
+) -> Result<Vec<UserId>, CacheError> {
+    let script = Script::new(&format!(
+        r#"{ONLINE_FN}
+        local prefix, n = ARGV[1], ARGV[2]
+        local back = {{}}
+        redis.call('SADD', prefix .. 'nodes', n)
+        for i = 3, #ARGV, 2 do
+            local key = prefix .. 'presence:' .. ARGV[i]
+            local before = online(key, prefix)
+            redis.call('HSET', key, n, ARGV[i + 1])
+            redis.call('SADD', prefix .. 'nodeusers:' .. n, ARGV[i])
+            if not before then back[#back + 1] = ARGV[i] end
+        end
+        return back"#
+    ));
+    let mut conn = conn.clone();
+    let mut back = Vec::new();
+    for chunk in connections.chunks(500) {
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(prefix).arg(node_id);
+        for (user, count) in chunk {
+            invocation.arg(user.0).arg(*count);
+        }
+        let users: Vec<String> = invocation.invoke_async(&mut conn).await.map_err(down)?;
+        back.extend(users.iter().filter_map(|u| u.parse().ok().map(UserId)));
+    }
+    Ok(back)
 }
 
 /// Whether `KEYS[1]` (a presence hash) has a connection on a node whose lease is
@@ -176,6 +298,8 @@ impl Presence for RedisCache {
             user,
             "local before = online(KEYS[1], ARGV[1])
             redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+            redis.call('SADD', ARGV[1] .. 'nodeusers:' .. ARGV[2], ARGV[3])
+            redis.call('SADD', ARGV[1] .. 'nodes', ARGV[2])
             if before then return 0 else return 1 end",
         )
         .await
@@ -185,7 +309,10 @@ impl Presence for RedisCache {
         self.count_connection(
             user,
             "local left = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
-            if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[2]) end
+            if left <= 0 then
+                redis.call('HDEL', KEYS[1], ARGV[2])
+                redis.call('SREM', ARGV[1] .. 'nodeusers:' .. ARGV[2], ARGV[3])
+            end
             if online(KEYS[1], ARGV[1]) then return 0 else return 1 end",
         )
         .await
@@ -227,43 +354,12 @@ impl RedisCache {
             .key(self.key(&format!("presence:{user}")))
             .arg(&self.prefix)
             .arg(self.node_id)
+            .arg(user.0)
             .invoke_async(&mut conn)
             .await
             .map_err(down)?;
         Ok(changed == 1)
     }
-}
-
-/// Forgets the connection counts an earlier process with this node id left behind
-/// (it crashed, or was killed, without closing its sockets).
-pub async fn clear_stale_presence(
-    conn: &ConnectionManager,
-    prefix: &str,
-    node_id: u16,
-) -> anyhow::Result<()> {
-    let mut conn = conn.clone();
-    let pattern = format!("{prefix}presence:*");
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    for key in keys {
-        let _: () = conn.hdel(&key, node_id).await?;
-    }
-    Ok(())
 }
 
 /// A token bucket: `KEYS[1]` holds tokens and the last refill (ms). ARGV: rate per

@@ -50,6 +50,12 @@ impl Hub {
         id
     }
 
+    /// Every user with a connection here, and how many connections each has.
+    pub fn local_users(&self) -> Vec<(UserId, usize)> {
+        let users = self.users.read().unwrap_or_else(|p| p.into_inner());
+        users.iter().map(|(user, h)| (*user, h.len())).collect()
+    }
+
     pub fn unregister(&self, user: UserId, id: ConnectionId) {
         let mut users = self.users.write().unwrap_or_else(|p| p.into_inner());
         if let Some(handles) = users.get_mut(&user) {

@@ -339,6 +339,76 @@ async fn node_killed() {
 }
 
 #[tokio::test]
+async fn the_users_of_a_killed_node_are_announced_offline_by_a_survivor() {
+    const TEST: &str = "faults::killed_nodes_users_go_offline";
+    if embedded_mode(TEST) {
+        return;
+    }
+    within_limit(TEST, killed_nodes_users_go_offline()).await;
+}
+
+async fn killed_nodes_users_go_offline() {
+    let (_services, mut nodes) = start_cluster(2, &[]).await;
+    let b = nodes.pop().unwrap();
+    let a = nodes.pop().unwrap();
+    let dave = a.signup("dave").await;
+    let erin = b.signup("erin").await;
+    let frank = a.signup("frank").await;
+    dave.direct_with(&erin).await;
+    frank.direct_with(&erin).await;
+    let mut erin_ws = connect_on(&erin, &b).await;
+    let _dave_ws = connect_on(&dave, &a).await;
+    let _frank_on_a = connect_on(&frank, &a).await;
+    // Frank has a second connection, on the surviving node.
+    let _frank_on_b = connect_on(&frank, &b).await;
+    erin_ws
+        .wait_for("dave online", presence_of(dave.id(), true))
+        .await;
+    erin_ws
+        .wait_for("frank online", presence_of(frank.id(), true))
+        .await;
+
+    sigkill(&a);
+    let killed = Instant::now();
+    // A's lease lapses within 15 s and B looks every 5 s.
+    let deadline = killed + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match erin_ws.next_event(left).await {
+            Event::Frame(ServerFrame::Presence { user_id, online }) if user_id == frank.id() => {
+                panic!("frank is still connected on B, yet erin was told online={online}")
+            }
+            Event::Frame(ServerFrame::Presence {
+                user_id,
+                online: false,
+            }) if user_id == dave.id() => break,
+            Event::Frame(_) => {}
+            other => panic!("no offline presence of dave within 30 s of the kill: {other:?}"),
+        }
+    }
+    eprintln!(
+        "faults::killed_nodes_users_go_offline: dave announced offline {:.1} s after his node was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    erin_ws
+        .assert_no(
+            "more presence of frank",
+            |f| matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == frank.id()),
+        )
+        .await;
+}
+
+fn presence_of(
+    user: chat_protocol::UserId,
+    online: bool,
+) -> impl FnMut(&ServerFrame) -> Option<()> {
+    move |f| {
+        matches!(f, ServerFrame::Presence { user_id, online: o } if *user_id == user && *o == online)
+            .then_some(())
+    }
+}
+
+#[tokio::test]
 async fn a_node_and_its_persister_killed_and_restarted_mid_stream_leave_history_complete() {
     const TEST: &str = "faults::persister_restarted";
     if embedded_mode(TEST) {
