@@ -378,7 +378,7 @@ pub async fn post_message(
     .await
 }
 
-fn presence(user: UserId, online: bool) -> impl FnMut(&ServerFrame) -> Option<()> {
+pub fn presence(user: UserId, online: bool) -> impl FnMut(&ServerFrame) -> Option<()> {
     move |f| {
         matches!(f, ServerFrame::Presence { user_id, online: o } if *user_id == user && *o == online)
             .then_some(())

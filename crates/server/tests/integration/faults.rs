@@ -362,10 +362,10 @@ async fn killed_nodes_users_go_offline() {
     // Frank has a second connection, on the surviving node.
     let _frank_on_b = connect_on(&frank, &b).await;
     erin_ws
-        .wait_for("dave online", presence_of(dave.id(), true))
+        .wait_for("dave online", presence(dave.id(), true))
         .await;
     erin_ws
-        .wait_for("frank online", presence_of(frank.id(), true))
+        .wait_for("frank online", presence(frank.id(), true))
         .await;
 
     sigkill(&a);
@@ -396,16 +396,6 @@ async fn killed_nodes_users_go_offline() {
             |f| matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == frank.id()),
         )
         .await;
-}
-
-fn presence_of(
-    user: chat_protocol::UserId,
-    online: bool,
-) -> impl FnMut(&ServerFrame) -> Option<()> {
-    move |f| {
-        matches!(f, ServerFrame::Presence { user_id, online: o } if *user_id == user && *o == online)
-            .then_some(())
-    }
 }
 
 #[tokio::test]
