@@ -1,13 +1,12 @@
 //! Assembles the server: picks the adapters, starts the log consumers, builds the
 //! router and serves it until shutdown. `chat serve` calls [`serve`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::serve::ListenerExt;
-use chat_protocol::UserId;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::Row;
 use tokio::net::TcpListener;
@@ -168,13 +167,16 @@ async fn build(
     let members = Arc::new(Members::new(directory.clone()));
     let hub = Arc::new(Hub::new());
 
-    let (redis, cluster) = match &config.redis_url {
-        Some(url) => {
-            let (cache, cluster) =
-                connect_redis(url, &config, &hub, &members, &shutdown, &mut tasks).await?;
-            (Some(cache), Some(cluster))
-        }
-        None => (None, None),
+    // Set once the events port exists; the cluster task announces presence with it.
+    let announcer = Arc::new(OnceLock::new());
+    let redis = match &config.redis_url {
+        Some(url) => Some(
+            connect_redis(
+                url, &config, &hub, &members, &announcer, &shutdown, &mut tasks,
+            )
+            .await?,
+        ),
+        None => None,
     };
     let node_id = redis
         .as_ref()
@@ -233,19 +235,10 @@ async fn build(
         sessions,
         events,
     } = ephemeral;
-    if let Some((lease, offline)) = cluster {
-        let announcer = Announcer {
-            directory: directory.clone(),
-            events: events.clone(),
-        };
-        tasks.push(tokio::spawn(cluster::keep_node_alive(
-            lease,
-            hub.clone(),
-            announcer,
-            offline,
-            shutdown.clone(),
-        )));
-    }
+    let _ = announcer.set(Announcer {
+        directory: directory.clone(),
+        events: events.clone(),
+    });
 
     let sender = Arc::new(SendService {
         members: members.clone(),
@@ -303,16 +296,17 @@ struct Ephemeral {
 }
 
 /// Connects to Redis, leases a node id (unless configured), clears what a crashed
-/// predecessor with the same id left behind, and starts the event listener. Returns
-/// the lease for [`cluster::keep_node_alive`] and the users the clearing left offline.
+/// predecessor with the same id left behind, and starts lease renewal
+/// ([`cluster::keep_node_alive`]) and the event listener.
 async fn connect_redis(
     url: &str,
     config: &Config,
     hub: &Arc<Hub>,
     members: &Arc<Members>,
+    announcer: &Arc<OnceLock<Announcer>>,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> anyhow::Result<(RedisCache, (Lease, Vec<UserId>))> {
+) -> anyhow::Result<RedisCache> {
     let prefix = config.redis_prefix.clone();
     let (client, conn) = cache_redis::connect(url).await?;
     let (node_id, token) = match config.node_id {
@@ -330,6 +324,19 @@ async fn connect_redis(
         None => cache_redis::lease_node_id(&conn, &prefix).await?,
     };
     let offline = cache_redis::clear_stale_presence(&conn, &prefix, node_id).await?;
+    let lease = Lease {
+        conn: conn.clone(),
+        prefix: prefix.clone(),
+        node_id,
+        token,
+    };
+    tasks.push(tokio::spawn(cluster::keep_node_alive(
+        lease,
+        hub.clone(),
+        announcer.clone(),
+        offline,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(events_redis::listen(
         client,
         prefix.clone(),
@@ -337,13 +344,7 @@ async fn connect_redis(
         members.clone(),
         shutdown.clone(),
     )));
-    let lease = Lease {
-        conn: conn.clone(),
-        prefix: prefix.clone(),
-        node_id,
-        token,
-    };
-    Ok((RedisCache::new(conn, prefix, node_id), (lease, offline)))
+    Ok(RedisCache::new(conn, prefix, node_id))
 }
 
 /// Sends acknowledged in the last 24 h are recognized as retries after a restart.

@@ -5,7 +5,7 @@
 //! lease had lapsed (Redis out of reach for a while), other nodes may have done that
 //! to its users, so it counts its connections again and announces who is back.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chat_protocol::UserId;
 use chat_protocol::ws::ServerFrame;
@@ -47,12 +47,13 @@ impl Announcer {
     }
 }
 
-/// Runs until shutdown. `offline` are users a crashed predecessor with this node id
-/// left online, announced on the first round.
+/// Runs until shutdown, from before the node is ready, so its lease never lapses
+/// while the rest starts. `offline` are users a crashed predecessor with this node id
+/// left online. Announcements wait until `announcer` is set.
 pub async fn keep_node_alive(
     lease: Lease,
     hub: Arc<Hub>,
-    announcer: Announcer,
+    announcer: Arc<OnceLock<Announcer>>,
     mut offline: Vec<UserId>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -77,7 +78,11 @@ pub async fn keep_node_alive(
                 );
                 let local = hub.local_users();
                 match cache_redis::restore_presence(&conn, &prefix, node_id, &local).await {
-                    Ok(back) => announcer.announce(&back, true).await,
+                    Ok(back) => {
+                        if let Some(announcer) = announcer.get() {
+                            announcer.announce(&back, true).await;
+                        }
+                    }
                     Err(error) => tracing::warn!(%error, "could not restore presence"),
                 }
             }
@@ -91,7 +96,9 @@ pub async fn keep_node_alive(
             Ok(gone) => offline.extend(gone),
             Err(error) => tracing::warn!(%error, "could not take over dead nodes' presence"),
         }
-        announcer.announce(&offline, false).await;
-        offline.clear();
+        if let Some(announcer) = announcer.get() {
+            announcer.announce(&offline, false).await;
+            offline.clear();
+        }
     }
 }
