@@ -124,6 +124,8 @@ pub struct Inbox {
     /// by what arrives during a sync, which a dropped connection may cut short (the
     /// replay is in id order, and live messages interleave with it).
     pub resume_id: Option<i64>,
+    /// Between asking for a `sync` and its `synced`.
+    syncing: bool,
     /// The newest id that arrived during the current sync.
     syncing_high: Option<i64>,
 }
@@ -136,9 +138,10 @@ impl Inbox {
         }
     }
 
-    /// Records one delivery. `live` is false during a `sync` replay, whose older
-    /// messages legitimately interleave with newer live ones.
-    pub fn receive(&mut self, stamp: Stamp, message_id: i64, live: bool) -> Receipt {
+    /// Records one delivery. During a `sync` replay, older messages legitimately
+    /// interleave with newer live ones, so order is not checked then.
+    pub fn receive(&mut self, stamp: Stamp, message_id: i64) -> Receipt {
+        let live = !self.syncing;
         let Some(seqs) = self.ids.get_mut(stamp.slot as usize) else {
             self.unreadable += 1;
             return Receipt::Unknown;
@@ -177,12 +180,14 @@ impl Inbox {
 
     /// A `sync` was asked for (on a new connection).
     pub fn begin_sync(&mut self) {
+        self.syncing = true;
         self.syncing_high = None;
     }
 
     /// The sync replay ended at `until`: everything up to it, and everything that
     /// arrived during it, is now complete.
     pub fn synced(&mut self, until: Option<i64>) {
+        self.syncing = false;
         self.resume_id = self.resume_id.max(until).max(self.syncing_high.take());
     }
 
@@ -271,10 +276,10 @@ mod tests {
     #[test]
     fn the_same_id_twice_is_a_redelivery_and_a_new_id_is_a_duplicate() {
         let mut inbox = Inbox::new(2);
-        assert_eq!(inbox.receive(stamp(0, 0), 10, true), Receipt::New);
-        assert_eq!(inbox.receive(stamp(0, 0), 10, true), Receipt::Redelivered);
-        assert_eq!(inbox.receive(stamp(0, 0), 11, true), Receipt::Duplicate);
-        assert_eq!(inbox.receive(stamp(5, 0), 12, true), Receipt::Unknown);
+        assert_eq!(inbox.receive(stamp(0, 0), 10), Receipt::New);
+        assert_eq!(inbox.receive(stamp(0, 0), 10), Receipt::Redelivered);
+        assert_eq!(inbox.receive(stamp(0, 0), 11), Receipt::Duplicate);
+        assert_eq!(inbox.receive(stamp(5, 0), 12), Receipt::Unknown);
         assert_eq!(
             (
                 inbox.unique,
@@ -289,39 +294,39 @@ mod tests {
     #[test]
     fn a_sync_cut_short_does_not_move_the_resume_point() {
         let mut inbox = Inbox::new(1);
-        inbox.receive(stamp(0, 0), 10, true);
+        inbox.receive(stamp(0, 0), 10);
         inbox.begin_sync();
         // Replayed 11 and a live 30 arrive; the connection drops before `synced`.
-        inbox.receive(stamp(0, 1), 11, false);
-        inbox.receive(stamp(0, 5), 30, false);
+        inbox.receive(stamp(0, 1), 11);
+        inbox.receive(stamp(0, 5), 30);
         assert_eq!(inbox.resume_id, Some(10));
         assert_eq!(inbox.newest_id, Some(30));
         // The next sync completes.
         inbox.begin_sync();
-        inbox.receive(stamp(0, 2), 12, false);
+        inbox.receive(stamp(0, 2), 12);
         inbox.synced(Some(12));
         assert_eq!(inbox.resume_id, Some(12));
         inbox.begin_sync();
-        inbox.receive(stamp(0, 6), 40, false);
+        inbox.receive(stamp(0, 6), 40);
         inbox.synced(Some(35));
         assert_eq!(inbox.resume_id, Some(40));
-        inbox.receive(stamp(0, 7), 41, true);
+        inbox.receive(stamp(0, 7), 41);
         assert_eq!(inbox.resume_id, Some(41));
     }
 
     #[test]
     fn message_id_zero_is_still_a_received_message() {
         let mut inbox = Inbox::new(1);
-        assert_eq!(inbox.receive(stamp(0, 0), 0, true), Receipt::New);
-        assert_eq!(inbox.receive(stamp(0, 0), 0, true), Receipt::Redelivered);
+        assert_eq!(inbox.receive(stamp(0, 0), 0), Receipt::New);
+        assert_eq!(inbox.receive(stamp(0, 0), 0), Receipt::Redelivered);
     }
 
     #[test]
     fn an_older_id_after_a_newer_one_breaks_the_order() {
         let mut inbox = Inbox::new(2);
-        inbox.receive(stamp(0, 0), 20, true);
-        inbox.receive(stamp(1, 0), 30, true);
-        inbox.receive(stamp(0, 1), 25, true);
+        inbox.receive(stamp(0, 0), 20);
+        inbox.receive(stamp(1, 0), 30);
+        inbox.receive(stamp(0, 1), 25);
         assert_eq!(inbox.out_of_order, 1);
         assert_eq!(inbox.newest_id, Some(30));
     }
@@ -344,13 +349,13 @@ mod tests {
         let mut complete = Inbox::new(2);
         let mut gappy = Inbox::new(2);
         for seq in 0..4 {
-            complete.receive(stamp(0, seq), i64::from(seq), true);
-            complete.receive(stamp(1, seq), 100 + i64::from(seq), true);
+            complete.receive(stamp(0, seq), i64::from(seq));
+            complete.receive(stamp(1, seq), 100 + i64::from(seq));
         }
-        gappy.receive(stamp(0, 0), 0, true);
-        gappy.receive(stamp(0, 3), 3, true);
-        gappy.receive(stamp(0, 3), 3, true);
-        gappy.receive(stamp(1, 1), 101, true);
+        gappy.receive(stamp(0, 0), 0);
+        gappy.receive(stamp(0, 3), 3);
+        gappy.receive(stamp(0, 3), 3);
+        gappy.receive(stamp(1, 1), 101);
 
         let mut tally = Tally::default();
         tally.add_conversation(&[&sender_a, &sender_b], &[&complete, &gappy]);

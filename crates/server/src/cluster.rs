@@ -63,7 +63,9 @@ pub async fn keep_node_alive(
         node_id,
         token,
     } = lease;
-    let mut ticks = tokio::time::interval(cache_redis::LEASE_RENEWAL);
+    // The lease was just taken (or renewed) at start, so the first round waits a period.
+    let period = cache_redis::LEASE_RENEWAL;
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}

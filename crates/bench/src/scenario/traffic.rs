@@ -106,8 +106,6 @@ struct Client {
     /// Sockets the server closed or that failed, not dropped on purpose.
     disconnects: u64,
     gave_up: bool,
-    /// Between a reconnect's `sync` and its `synced`.
-    syncing: bool,
     /// Sends the server answered `send_in_progress` to, to send again shortly.
     retries: Vec<u32>,
     retry_at: Option<Instant>,
@@ -174,7 +172,6 @@ pub async fn run(bench: &Bench, plan: TrafficPlan, report: &mut Report) -> anyho
                 reconnects: 0,
                 disconnects: 0,
                 gave_up: false,
-                syncing: false,
                 retries: Vec::new(),
                 retry_at: None,
             };
@@ -398,7 +395,7 @@ impl Client {
                     self.inbox.unreadable += 1;
                     return;
                 };
-                if self.inbox.receive(stamp, id.0, !self.syncing) == Receipt::New {
+                if self.inbox.receive(stamp, id.0) == Receipt::New {
                     let now = now_us();
                     stats::record(Metric::Delivery, now.saturating_sub(stamp.sent_us));
                     shared.delivered.fetch_add(1, Relaxed);
@@ -444,10 +441,7 @@ impl Client {
                     None => {}
                 }
             }
-            Some(Event::Synced { until }) => {
-                self.syncing = false;
-                self.inbox.synced(until.map(|id| id.0));
-            }
+            Some(Event::Synced { until }) => self.inbox.synced(until.map(|id| id.0)),
             Some(Event::Pong | Event::Other) => {}
             None => shared.note_error("unparsable_frame"),
         }
@@ -517,7 +511,6 @@ impl Client {
             if ws::send(&mut socket, &sync).await.is_err() {
                 continue;
             }
-            self.syncing = true;
             self.inbox.begin_sync();
             let unacked: Vec<u32> = self.outbox.iter().flat_map(Outbox::unacked).collect();
             if self.resend(&mut socket, unacked, shared).await.is_err() {
