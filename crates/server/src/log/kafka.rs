@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chat_protocol::http::Message;
@@ -66,13 +66,13 @@ pub struct KafkaLog {
     /// The last reading of the tail (or its failure) and when it began. Held while
     /// reading, so callers that ask at once share one reading instead of each asking
     /// the brokers.
-    tail: tokio::sync::Mutex<Option<(std::time::Instant, Result<Position, LogError>)>>,
+    tail: tokio::sync::Mutex<Option<(Instant, Result<Position, LogError>)>>,
 }
 
 #[derive(Default)]
 struct Recent {
-    committed: HashMap<String, (std::time::Instant, Position)>,
-    partitions: Option<(std::time::Instant, Vec<i32>)>,
+    committed: HashMap<String, (Instant, Position)>,
+    partitions: Option<(Instant, Vec<i32>)>,
 }
 
 fn client_config(settings: &KafkaSettings) -> ClientConfig {
@@ -175,7 +175,7 @@ impl KafkaLog {
             return Ok(partitions.clone());
         }
         let partitions = self.fetch_partitions().await?;
-        self.recent().partitions = Some((std::time::Instant::now(), partitions.clone()));
+        self.recent().partitions = Some((Instant::now(), partitions.clone()));
         Ok(partitions)
     }
 
@@ -327,14 +327,14 @@ impl MessageLog for KafkaLog {
     async fn tail(&self) -> Result<Position, LogError> {
         // A reading that began after this call did is as good as a new one: it
         // includes every append acknowledged before the call.
-        let asked = std::time::Instant::now();
+        let asked = Instant::now();
         let mut last = self.tail.lock().await;
         if let Some((began, tail)) = last.as_ref()
             && *began >= asked
         {
             return tail.clone();
         }
-        let began = std::time::Instant::now();
+        let began = Instant::now();
         let tail = self.read_tail().await;
         *last = Some((began, tail.clone()));
         tail
@@ -348,10 +348,9 @@ impl MessageLog for KafkaLog {
             return Ok(position.clone());
         }
         let position = self.fetch_committed(group).await?;
-        self.recent().committed.insert(
-            group.to_owned(),
-            (std::time::Instant::now(), position.clone()),
-        );
+        self.recent()
+            .committed
+            .insert(group.to_owned(), (Instant::now(), position.clone()));
         Ok(position)
     }
 
@@ -371,7 +370,10 @@ impl MessageLog for KafkaLog {
         Ok(Box::new(KafkaConsumer {
             consumer,
             topic: self.settings.topic.clone(),
-            next: BTreeMap::new(),
+            read: ReadPositions {
+                next: tail.0,
+                gaps: HashMap::new(),
+            },
             commits: false,
         }))
     }
@@ -384,7 +386,7 @@ impl MessageLog for KafkaLog {
         Ok(Box::new(KafkaConsumer {
             consumer,
             topic: self.settings.topic.clone(),
-            next: BTreeMap::new(),
+            read: ReadPositions::default(),
             commits: true,
         }))
     }
@@ -405,26 +407,98 @@ impl MessageLog for KafkaLog {
 struct KafkaConsumer {
     consumer: StreamConsumer,
     topic: String,
-    /// Next offset per partition, past everything returned so far.
-    next: BTreeMap<i32, i64>,
+    read: ReadPositions,
     commits: bool,
 }
 
-/// Notes the record's position and decodes it into `out`.
-fn take(
-    next: &mut BTreeMap<i32, i64>,
-    record: &impl rdkafka::message::Message,
-    out: &mut Vec<Arc<Message>>,
-) {
-    next.insert(record.partition(), record.offset() + 1);
-    match record.payload().map(serde_json::from_slice::<Message>) {
-        Some(Ok(message)) => out.push(Arc::new(message)),
-        // Not ours (or corrupt): skip it rather than stall the partition.
-        _ => tracing::warn!(
-            partition = record.partition(),
-            offset = record.offset(),
-            "skipping an unreadable record"
-        ),
+#[derive(Default)]
+struct ReadPositions {
+    /// Next offset per partition, past everything returned so far.
+    next: BTreeMap<i32, i64>,
+    /// Partitions where a record arrived past `next`: the missing offset and when it
+    /// was first missed.
+    gaps: HashMap<i32, (i64, Instant)>,
+}
+
+/// How long a gap in a partition's offsets is read again before it is taken as real.
+/// This topic has no transactions and no compaction, so its offsets have no gaps;
+/// but a broker may show a batch before an earlier one that it has numbered and not
+/// yet stored (tansu advances the high watermark first), and taking the later one
+/// would skip the earlier for good.
+const GAP_PATIENCE: Duration = Duration::from_secs(2);
+
+/// What to do with a record, given the next offset expected in its partition.
+#[derive(Debug, PartialEq)]
+enum Arrival {
+    Take,
+    /// Offsets from `missing` on have not arrived: read the partition from there again.
+    ReadAgain {
+        missing: i64,
+    },
+    /// Offsets from `missing` on never came within [`GAP_PATIENCE`]: log and take it.
+    TakeAfterGap {
+        missing: i64,
+    },
+}
+
+fn arrival(
+    expected: Option<i64>,
+    offset: i64,
+    gap_since: Option<(i64, Instant)>,
+    now: Instant,
+) -> Arrival {
+    match expected {
+        Some(missing) if offset > missing => match gap_since {
+            Some((at, since)) if at == missing && now.duration_since(since) >= GAP_PATIENCE => {
+                Arrival::TakeAfterGap { missing }
+            }
+            _ => Arrival::ReadAgain { missing },
+        },
+        _ => Arrival::Take,
+    }
+}
+
+impl ReadPositions {
+    /// Notes the record's position and decodes it into `out`, unless it arrived past
+    /// a gap: then `consumer` reads the partition again from the gap.
+    fn take(
+        &mut self,
+        consumer: &StreamConsumer,
+        topic: &str,
+        record: &impl rdkafka::message::Message,
+        out: &mut Vec<Arc<Message>>,
+    ) {
+        let (partition, offset) = (record.partition(), record.offset());
+        let now = Instant::now();
+        let gap = self.gaps.get(&partition).copied();
+        match arrival(self.next.get(&partition).copied(), offset, gap, now) {
+            Arrival::Take => {}
+            Arrival::ReadAgain { missing } => {
+                if gap.is_none_or(|(at, _)| at != missing) {
+                    self.gaps.insert(partition, (missing, now));
+                }
+                // Zero timeout: the seek is queued, not awaited.
+                match consumer.seek(topic, partition, Offset::Offset(missing), Duration::ZERO) {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, partition, missing, offset, "cannot read a gap again; taking what came")
+                    }
+                }
+            }
+            Arrival::TakeAfterGap { missing } => tracing::warn!(
+                partition,
+                missing,
+                offset,
+                "offsets missing from the log; going on without them"
+            ),
+        }
+        self.gaps.remove(&partition);
+        self.next.insert(partition, offset + 1);
+        match record.payload().map(serde_json::from_slice::<Message>) {
+            Some(Ok(message)) => out.push(Arc::new(message)),
+            // Not ours (or corrupt): skip it rather than stall the partition.
+            _ => tracing::warn!(partition, offset, "skipping an unreadable record"),
+        }
     }
 }
 
@@ -434,7 +508,9 @@ impl LogConsumer for KafkaConsumer {
         let mut out = Vec::new();
         while out.is_empty() {
             match self.consumer.recv().await {
-                Ok(record) => take(&mut self.next, &record, &mut out),
+                Ok(record) => self
+                    .read
+                    .take(&self.consumer, &self.topic, &record, &mut out),
                 Err(error) => {
                     // Transient (a broker restarting): librdkafka reconnects by itself.
                     tracing::warn!(%error, "reading the log");
@@ -446,22 +522,158 @@ impl LogConsumer for KafkaConsumer {
             let Some(Ok(record)) = self.consumer.recv().now_or_never() else {
                 break;
             };
-            take(&mut self.next, &record, &mut out);
+            self.read
+                .take(&self.consumer, &self.topic, &record, &mut out);
         }
         Ok(out)
     }
 
     async fn commit(&mut self) -> Result<(), LogError> {
-        if !self.commits || self.next.is_empty() {
+        if !self.commits || self.read.next.is_empty() {
             return Ok(());
         }
         let mut list = TopicPartitionList::new();
-        for (partition, next) in &self.next {
+        for (partition, next) in &self.read.next {
             list.add_partition_offset(&self.topic, *partition, Offset::Offset(*next))
                 .map_err(unavailable)?;
         }
         self.consumer
             .commit(&list, CommitMode::Async)
             .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_in_sequence_or_from_an_unknown_position_are_taken() {
+        let now = Instant::now();
+        assert_eq!(arrival(Some(5), 5, None, now), Arrival::Take);
+        assert_eq!(arrival(None, 42, None, now), Arrival::Take);
+        // Earlier than expected: the partition was read again (a seek, a rebalance).
+        assert_eq!(arrival(Some(5), 3, None, now), Arrival::Take);
+    }
+
+    #[test]
+    fn a_record_past_a_gap_reads_the_gap_again_until_patience_runs_out() {
+        let start = Instant::now();
+        assert_eq!(
+            arrival(Some(5), 7, None, start),
+            Arrival::ReadAgain { missing: 5 }
+        );
+        let waited = start + GAP_PATIENCE / 2;
+        assert_eq!(
+            arrival(Some(5), 7, Some((5, start)), waited),
+            Arrival::ReadAgain { missing: 5 }
+        );
+        let gave_up = start + GAP_PATIENCE;
+        assert_eq!(
+            arrival(Some(5), 7, Some((5, start)), gave_up),
+            Arrival::TakeAfterGap { missing: 5 }
+        );
+        // A new gap further on starts its own wait.
+        assert_eq!(
+            arrival(Some(9), 12, Some((5, start)), gave_up),
+            Arrival::ReadAgain { missing: 9 }
+        );
+    }
+
+    /// Kills the broker process when the test ends, however it ends.
+    struct Broker(std::process::Child);
+
+    impl Drop for Broker {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Against a real broker (tansu, `CHAT_TEST_TANSU`, as in tests/kafka_log.rs): a
+    /// consumer that expects an offset its broker skipped reads the partition again
+    /// from there. Assigned at the third of four records while expecting the first,
+    /// it returns all four, once each, in order.
+    #[tokio::test]
+    async fn a_gap_is_read_again_from_the_broker() {
+        let binary = std::env::var("CHAT_TEST_TANSU")
+            .expect("CHAT_TEST_TANSU must name the tansu broker binary (scripts/test installs it)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let _broker = Broker(
+            std::process::Command::new(binary)
+                .args(["broker", "--storage-engine", "memory://tansu/"])
+                .args(["--listener-url", &url, "--advertised-listener-url", &url])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start tansu"),
+        );
+        let brokers = format!("127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&brokers).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "tansu did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let settings = KafkaSettings {
+            brokers,
+            topic: "chat.messages".into(),
+            partitions: 2,
+            replication: 1,
+            fetch_wait_ms: 50,
+        };
+        let log = KafkaLog::open(settings, Arc::new(Snowflake::new(5)))
+            .await
+            .expect("open the log");
+        let before = log.tail().await.expect("tail").0;
+        let mut appended = Vec::new();
+        for i in 0..4 {
+            let message = NewMessage {
+                conversation_id: chat_protocol::ConversationId(1),
+                sender_id: chat_protocol::UserId(1),
+                client_msg_id: uuid::Uuid::new_v4(),
+                body: format!("record {i}"),
+            };
+            appended.push(log.append(message).await.expect("append").id);
+        }
+        let after = log.tail().await.expect("tail").0;
+        let (partition, first) = before
+            .iter()
+            .find(|(p, start)| after[p] == **start + 4)
+            .map(|(p, start)| (*p, *start))
+            .expect("the conversation's partition");
+
+        let consumer = log
+            .stream_consumer(&format!("gap-test-{}", uuid::Uuid::new_v4()))
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&log.settings.topic, partition, Offset::Offset(first + 2))
+            .expect("assignment");
+        consumer.assign(&assignment).expect("assign");
+        let mut gapped = KafkaConsumer {
+            consumer,
+            topic: log.settings.topic.clone(),
+            read: ReadPositions {
+                next: BTreeMap::from([(partition, first)]),
+                gaps: HashMap::new(),
+            },
+            commits: false,
+        };
+        let mut seen = Vec::new();
+        while seen.len() < appended.len() {
+            let batch = tokio::time::timeout(Duration::from_secs(10), gapped.next_batch(10))
+                .await
+                .expect("the records within 10 s")
+                .expect("a batch");
+            seen.extend(batch.iter().map(|m| m.id));
+        }
+        assert_eq!(seen, appended);
     }
 }
