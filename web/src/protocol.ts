@@ -1,11 +1,11 @@
 // Generated from crates/protocol by `UPDATE_BINDINGS=1 cargo test -p chat-protocol`.
 // Do not edit by hand.
 
-export type UserId = string;
+export type UserId = string & { readonly __brand: "UserId" };
 
-export type ConversationId = string;
+export type ConversationId = string & { readonly __brand: "ConversationId" };
 
-export type MessageId = string;
+export type MessageId = string & { readonly __brand: "MessageId" };
 
 export type User = { id: UserId, username: string, display_name: string, };
 
@@ -57,13 +57,15 @@ has_more: boolean, };
 
 export type SendMessage = { client_msg_id: string, body: string, };
 
+export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_group" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_found" | "username_taken" | "send_in_progress" | "sync_in_progress" | "too_large" | "rate_limited" | "too_many_attempts" | "unavailable" | "internal" | "unknown";
+
 export type ErrorBody = { error: ErrorDetail, };
 
 export type ErrorDetail = { 
 /**
- * A stable snake_case code, such as `not_a_member` or `rate_limited`.
+ * A stable snake_case code, such as `not_found` or `rate_limited`.
  */
-code: string, 
+code: ErrorCode, 
 /**
  * What went wrong, for people.
  */
@@ -77,7 +79,7 @@ checks: { [key in string]?: string }, };
 
 export type ClientFrame = { "type": "auth", token: string, } | { "type": "send", conversation_id: ConversationId, client_msg_id: string, body: string, } | { "type": "typing", conversation_id: ConversationId, } | { "type": "read", conversation_id: ConversationId, message_id: MessageId, } | { "type": "sync", since?: MessageId, } | { "type": "ping" };
 
-export type ServerFrame = { "type": "ready", user: User, heartbeat_ms: number, } | { "type": "ack", client_msg_id: string, message_id: MessageId, conversation_id: ConversationId, } | { "type": "message", message: Message, } | { "type": "typing", conversation_id: ConversationId, user_id: UserId, } | { "type": "read", conversation_id: ConversationId, user_id: UserId, message_id: MessageId, } | { "type": "presence", user_id: UserId, online: boolean, } | { "type": "conversation", conversation: Conversation, } | { "type": "removed", conversation_id: ConversationId, } | { "type": "synced", until: MessageId | null, } | { "type": "error", code: string, message: string, client_msg_id?: string, } | { "type": "pong" };
+export type ServerFrame = { "type": "ready", user: User, heartbeat_ms: number, } | { "type": "ack", client_msg_id: string, message_id: MessageId, conversation_id: ConversationId, } | { "type": "message", message: Message, } | { "type": "typing", conversation_id: ConversationId, user_id: UserId, } | { "type": "read", conversation_id: ConversationId, user_id: UserId, message_id: MessageId, } | { "type": "presence", user_id: UserId, online: boolean, } | { "type": "conversation", conversation: Conversation, } | { "type": "removed", conversation_id: ConversationId, } | { "type": "synced", until: MessageId | null, } | { "type": "error", code: ErrorCode, message: string, client_msg_id?: string, } | { "type": "pong" };
 
 export const MAX_BODY_CHARS = 4000;
 export const MAX_FRAME_BYTES = 65536;

@@ -8,6 +8,7 @@ use ts_rs::TS;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::errors::ErrorCode;
 use crate::ids::{ConversationId, MessageId, UserId};
 
 /// A user as others see them.
@@ -148,8 +149,8 @@ pub struct ErrorBody {
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
 pub struct ErrorDetail {
-    /// A stable snake_case code, such as `not_a_member` or `rate_limited`.
-    pub code: String,
+    /// A stable snake_case code, such as `not_found` or `rate_limited`.
+    pub code: ErrorCode,
     /// What went wrong, for people.
     pub message: String,
 }

@@ -7,10 +7,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $brand:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, ts_rs::TS)]
-        #[ts(type = "string")]
+        // Branded in TypeScript: a plain string is not an id, and a user id cannot
+        // be passed where a conversation id is expected.
+        #[ts(type = $brand)]
         pub struct $name(pub i64);
 
         impl fmt::Display for $name {
@@ -50,16 +52,19 @@ macro_rules! id_type {
 
 id_type!(
     /// A user.
-    UserId
+    UserId,
+    "string & { readonly __brand: \"UserId\" }"
 );
 id_type!(
     /// A direct or group conversation.
-    ConversationId
+    ConversationId,
+    "string & { readonly __brand: \"ConversationId\" }"
 );
 id_type!(
     /// A message: a Snowflake (41 bits of milliseconds, 10 of node id, 12 of sequence),
     /// so ids sort by time.
-    MessageId
+    MessageId,
+    "string & { readonly __brand: \"MessageId\" }"
 );
 
 fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

@@ -6,6 +6,7 @@
 
 use ts_rs::TS;
 
+use crate::errors::*;
 use crate::http::*;
 use crate::ids::*;
 use crate::ws::*;
@@ -29,6 +30,7 @@ pub fn declarations() -> String {
         AddMembers::decl(),
         HistoryPage::decl(),
         SendMessage::decl(),
+        ErrorCode::decl(),
         ErrorBody::decl(),
         ErrorDetail::decl(),
         Readiness::decl(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
 
+use crate::errors::ErrorCode;
 use crate::http::{Conversation, Message, User};
 use crate::ids::{ConversationId, MessageId, UserId};
 
@@ -93,7 +94,7 @@ pub enum ServerFrame {
     },
     /// The frame was refused; the connection stays open.
     Error {
-        code: String,
+        code: ErrorCode,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[ts(optional, type = "string")]
@@ -129,7 +130,7 @@ mod tests {
     #[test]
     fn errors_omit_a_missing_client_msg_id() {
         let json = serde_json::to_string(&ServerFrame::Error {
-            code: "malformed_json".into(),
+            code: ErrorCode::MalformedJson,
             message: "x".into(),
             client_msg_id: None,
         })

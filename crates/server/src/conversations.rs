@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use chat_protocol::ErrorCode;
 use chat_protocol::http::{Conversation, ConversationKind, Member};
 use chat_protocol::ws::ServerFrame;
 use chat_protocol::{ConversationId, UserId};
@@ -75,7 +76,7 @@ pub async fn list(ctx: &ApiContext, user: UserId) -> AppResult<Vec<Conversation>
 pub async fn open_direct(ctx: &ApiContext, me: UserId, other: UserId) -> AppResult<Conversation> {
     if me == other {
         return Err(AppError::invalid(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "a direct conversation needs another user",
         ));
     }
@@ -101,7 +102,7 @@ pub async fn create_group(
     wanted.extend(member_ids.iter().filter(|id| seen.insert(**id)));
     if wanted.len() > MAX_GROUP_MEMBERS {
         return Err(AppError::invalid(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             format!("a group has at most {MAX_GROUP_MEMBERS} members"),
         ));
     }
@@ -123,7 +124,7 @@ pub async fn add_members(
     check_group_member(ctx, me, id).await?;
     if user_ids.is_empty() || user_ids.len() > MAX_GROUP_MEMBERS {
         return Err(AppError::invalid(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "user_ids must list 1 to 1000 users",
         ));
     }
@@ -133,7 +134,7 @@ pub async fn add_members(
     let current = ctx.directory.member_ids(id).await?.len();
     if current + user_ids.len() > MAX_GROUP_MEMBERS {
         return Err(AppError::invalid(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             format!("a group has at most {MAX_GROUP_MEMBERS} members"),
         ));
     }
@@ -184,7 +185,7 @@ async fn check_group_member(ctx: &ApiContext, me: UserId, id: ConversationId) ->
     }
     if record.kind != ConversationKind::Group {
         return Err(AppError::invalid(
-            "not_a_group",
+            ErrorCode::NotAGroup,
             "only a group's members can change",
         ));
     }
@@ -229,7 +230,7 @@ fn check_title(title: &str) -> AppResult<String> {
     let title = title.trim();
     if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
         return Err(AppError::invalid(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             format!("a group title has 1 to {MAX_TITLE_CHARS} characters"),
         ));
     }

@@ -7,12 +7,13 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chat_protocol::ErrorCode;
 use chat_protocol::http::{ErrorBody, ErrorDetail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { code: ErrorCode, message: String },
     #[error("authentication required: send a valid access token")]
     Unauthenticated,
     #[error("wrong username or password")]
@@ -24,12 +25,12 @@ pub enum AppError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     #[error("the request body is too large")]
     TooLarge,
     #[error("{message}")]
     RateLimited {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         retry_after: Duration,
     },
@@ -40,7 +41,7 @@ pub enum AppError {
 }
 
 impl AppError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Invalid {
             code,
             message: message.into(),
@@ -49,7 +50,7 @@ impl AppError {
 
     pub fn rate_limited(retry_after: Duration) -> Self {
         Self::RateLimited {
-            code: "rate_limited",
+            code: ErrorCode::RateLimited,
             message: "too many messages; slow down".into(),
             retry_after,
         }
@@ -71,19 +72,19 @@ impl AppError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::Invalid { code, .. }
             | Self::Conflict { code, .. }
-            | Self::RateLimited { code, .. } => code,
-            Self::Unauthenticated => "unauthenticated",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::InvalidRefreshToken => "invalid_refresh_token",
-            Self::CsrfHeaderMissing => "csrf_header_missing",
-            Self::NotFound(_) => "not_found",
-            Self::TooLarge => "too_large",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
+            | Self::RateLimited { code, .. } => *code,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::InvalidRefreshToken => ErrorCode::InvalidRefreshToken,
+            Self::CsrfHeaderMissing => ErrorCode::CsrfHeaderMissing,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::TooLarge => ErrorCode::TooLarge,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -107,7 +108,7 @@ impl IntoResponse for AppError {
         let status = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code().to_owned(),
+                code: self.code(),
                 message: self.to_string(),
             },
         };

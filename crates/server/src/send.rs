@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use chat_protocol::ErrorCode;
 use chat_protocol::http::Message;
 use chat_protocol::{ConversationId, MAX_BODY_CHARS, MessageId, UserId};
 use uuid::Uuid;
@@ -75,7 +76,7 @@ impl SendService {
             Claim::Done(sent) => return Ok(Sent::Replayed(sent)),
             Claim::InFlight => {
                 return Err(AppError::Conflict {
-                    code: "send_in_progress",
+                    code: ErrorCode::SendInProgress,
                     message: "a send with this client_msg_id is still in progress; retry shortly"
                         .into(),
                 });
@@ -137,11 +138,14 @@ impl SendService {
 /// characters.
 pub fn check_body(body: &str) -> AppResult<()> {
     if body.trim().is_empty() {
-        return Err(AppError::invalid("empty_body", "the message body is empty"));
+        return Err(AppError::invalid(
+            ErrorCode::EmptyBody,
+            "the message body is empty",
+        ));
     }
     if body.chars().count() > MAX_BODY_CHARS {
         return Err(AppError::invalid(
-            "body_too_long",
+            ErrorCode::BodyTooLong,
             format!("a message body has at most {MAX_BODY_CHARS} characters"),
         ));
     }
@@ -160,14 +164,17 @@ mod tests {
     #[test]
     fn bodies_must_be_non_blank_and_at_most_the_limit_in_characters() {
         assert!(check_body("hi").is_ok());
-        assert_eq!(check_body(" \n\t").unwrap_err().code(), "empty_body");
+        assert_eq!(
+            check_body(" \n\t").unwrap_err().code(),
+            ErrorCode::EmptyBody
+        );
         // 4,000 multi-byte characters are fine even though they exceed 4,000 bytes.
         assert!(check_body(&"é".repeat(MAX_BODY_CHARS)).is_ok());
         assert_eq!(
             check_body(&"a".repeat(MAX_BODY_CHARS + 1))
                 .unwrap_err()
                 .code(),
-            "body_too_long"
+            ErrorCode::BodyTooLong
         );
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use chat_protocol::ErrorCode;
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{ConversationId, MAX_FRAME_BYTES, MessageId, UserId, close};
 use futures::stream::{SplitSink, SplitStream};
@@ -265,7 +266,11 @@ impl Connection {
                     if !budget.take() {
                         return (close::TOO_MANY_FRAMES, "too many frames");
                     }
-                    self.error("invalid_frame", "frames are JSON text, not binary", None);
+                    self.error(
+                        ErrorCode::InvalidFrame,
+                        "frames are JSON text, not binary",
+                        None,
+                    );
                     continue;
                 }
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
@@ -285,9 +290,13 @@ impl Connection {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) if e.is_data() => {
-                return self.error("invalid_frame", &format!("not a valid frame: {e}"), None);
+                return self.error(
+                    ErrorCode::InvalidFrame,
+                    &format!("not a valid frame: {e}"),
+                    None,
+                );
             }
-            Err(e) => return self.error("malformed_json", &format!("not JSON: {e}"), None),
+            Err(e) => return self.error(ErrorCode::MalformedJson, &format!("not JSON: {e}"), None),
         };
         match frame {
             ClientFrame::Send {
@@ -307,7 +316,7 @@ impl Connection {
                     syncs.spawn(async move { connection.sync(since).await });
                 } else {
                     self.error(
-                        "sync_in_progress",
+                        ErrorCode::SyncInProgress,
                         "a sync is already running on this connection; wait for its synced",
                         None,
                     );
@@ -315,7 +324,7 @@ impl Connection {
             }
             ClientFrame::Ping => self.reply(&ServerFrame::Pong),
             ClientFrame::Auth { .. } => self.error(
-                "already_authenticated",
+                ErrorCode::AlreadyAuthenticated,
                 "this connection is authenticated",
                 None,
             ),
@@ -499,9 +508,9 @@ impl Connection {
         let _ = self.queue.try_send(encode(frame));
     }
 
-    fn error(&self, code: &str, message: &str, client_msg_id: Option<Uuid>) {
+    fn error(&self, code: ErrorCode, message: &str, client_msg_id: Option<Uuid>) {
         self.reply(&ServerFrame::Error {
-            code: code.to_owned(),
+            code,
             message: message.to_owned(),
             client_msg_id,
         });

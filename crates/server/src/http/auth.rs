@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use chat_protocol::ErrorCode;
 use chat_protocol::http::{AuthResponse, LoginRequest, RefreshResponse, SignupRequest, User};
 use chat_protocol::{CSRF_HEADER, REFRESH_COOKIE};
 use chrono::Utc;
@@ -46,7 +47,7 @@ pub async fn signup(
         .map_err(cache_down)?
     {
         return Err(AppError::RateLimited {
-            code: "rate_limited",
+            code: ErrorCode::RateLimited,
             message: "too many sign-ups from this address; try again later".into(),
             retry_after,
         });
@@ -60,7 +61,7 @@ pub async fn signup(
         Ok(user) => user,
         Err(CreateUserError::Taken) => {
             return Err(AppError::Conflict {
-                code: "username_taken",
+                code: ErrorCode::UsernameTaken,
                 message: format!("the username `{username}` is taken"),
             });
         }
@@ -89,7 +90,7 @@ pub async fn login(
     for (key, limit) in [(&account_key, account_limit), (&address_key, address_limit)] {
         if let Some(retry_after) = ctx.limits.exhausted(key, limit).await.map_err(cache_down)? {
             return Err(AppError::RateLimited {
-                code: "too_many_attempts",
+                code: ErrorCode::TooManyAttempts,
                 message: "too many failed logins; wait before trying again".into(),
                 retry_after,
             });
@@ -239,7 +240,7 @@ pub fn check_username(username: &str) -> AppResult<String> {
         Ok(username)
     } else {
         Err(AppError::invalid(
-            "invalid_username",
+            ErrorCode::InvalidUsername,
             "a username has 3 to 32 letters, digits or underscores",
         ))
     }
@@ -250,7 +251,7 @@ pub fn check_password(password: &str) -> AppResult<()> {
         Ok(())
     } else {
         Err(AppError::invalid(
-            "invalid_password",
+            ErrorCode::InvalidPassword,
             "a password has 8 to 128 characters",
         ))
     }
@@ -262,7 +263,7 @@ pub fn check_display_name(name: &str) -> AppResult<String> {
         Ok(name.to_owned())
     } else {
         Err(AppError::invalid(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "a display name has 1 to 64 printable characters",
         ))
     }
@@ -284,7 +285,7 @@ mod tests {
         ] {
             assert_eq!(
                 check_username(bad).unwrap_err().code(),
-                "invalid_username",
+                ErrorCode::InvalidUsername,
                 "{bad}"
             );
         }

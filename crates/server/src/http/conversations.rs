@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use chat_protocol::ErrorCode;
 use chat_protocol::http::{
     AddMembers, Conversation, CreateConversation, HistoryPage, HistoryQuery, Message, SendMessage,
 };
@@ -98,7 +99,7 @@ pub async fn history(
     let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
     if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
         return Err(AppError::invalid(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             format!("limit must be 1 to {MAX_HISTORY_LIMIT}"),
         ));
     }

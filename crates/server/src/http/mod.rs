@@ -16,6 +16,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
+use chat_protocol::ErrorCode;
 use chat_protocol::UserId;
 use utoipa::OpenApi;
 
@@ -115,14 +116,14 @@ impl From<JsonRejection> for AppError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::TooLarge
         } else {
-            AppError::invalid("invalid_input", rejection.body_text())
+            AppError::invalid(ErrorCode::InvalidInput, rejection.body_text())
         }
     }
 }
 
 impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> Self {
-        AppError::invalid("invalid_input", rejection.body_text())
+        AppError::invalid(ErrorCode::InvalidInput, rejection.body_text())
     }
 }
 

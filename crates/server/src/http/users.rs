@@ -1,6 +1,7 @@
 //! `GET /me` and user search.
 
 use axum::extract::State;
+use chat_protocol::ErrorCode;
 use chat_protocol::http::{User, UserSearch};
 
 use super::{AuthUser, Json, Query};
@@ -30,7 +31,7 @@ pub async fn search(
     let prefix = search.q.trim();
     if prefix.is_empty() || prefix.chars().count() > 64 {
         return Err(AppError::invalid(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "q must be 1 to 64 characters",
         ));
     }

@@ -272,7 +272,7 @@ impl Recorder {
                 ..
             } => {
                 if let Some(outcomes) = &self.outcomes {
-                    let _ = outcomes.send(Err((*id, code.clone())));
+                    let _ = outcomes.send(Err((*id, code.to_string())));
                 }
             }
             _ => {}

@@ -383,7 +383,8 @@ impl Reply {
         );
         let body: ErrorBody = self.json();
         assert_eq!(
-            body.error.code, code,
+            body.error.code.to_string(),
+            code,
             "{}: wrong error code in {}",
             self.what, self.text
         );
@@ -836,7 +837,7 @@ impl Ws {
                 code,
                 client_msg_id,
                 ..
-            } => Some((code.clone(), *client_msg_id)),
+            } => Some((code.to_string(), *client_msg_id)),
             _ => None,
         })
         .await

@@ -79,7 +79,7 @@ async fn keep_sending(
             client_msg_id: Some(id),
             ..
         } => {
-            report.refused.insert(id, code);
+            report.refused.insert(id, code.to_string());
         }
         ServerFrame::Message { message } => report.seen.push(message),
         _ => {}
@@ -684,7 +684,7 @@ async fn redis_outage() {
             code,
             client_msg_id: Some(id),
             ..
-        } if *id == refused_ws => Some(Ok(code.clone())),
+        } if *id == refused_ws => Some(Ok(code.to_string())),
         _ => None,
     })
     .await;
@@ -839,7 +839,7 @@ async fn broker_stopped() {
             code,
             client_msg_id: Some(id),
             ..
-        } if *id == refused_ws => Some(Ok(code.clone())),
+        } if *id == refused_ws => Some(Ok(code.to_string())),
         _ => None,
     })
     .await;

@@ -717,7 +717,7 @@ async fn a_flood_of_10000_sends_is_rate_limited_per_user_while_others_keep_being
                     client_msg_id,
                     ..
                 } => {
-                    assert_eq!(code, "rate_limited");
+                    assert_eq!(code.to_string(), "rate_limited");
                     assert!(client_msg_id.is_some(), "the refusal names the send");
                     limited += 1;
                 }
