@@ -814,7 +814,7 @@ impl Ws {
                 client_msg_id: Some(id),
                 code,
                 ..
-            } if *id == client_msg_id => Some(Err(code.clone())),
+            } if *id == client_msg_id => Some(Err(*code)),
             _ => None,
         })
         .await

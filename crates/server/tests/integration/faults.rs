@@ -879,7 +879,7 @@ async fn broker_stopped() {
                 code,
                 client_msg_id: Some(c),
                 ..
-            } if *c == id => Some(Err(code.clone())),
+            } if *c == id => Some(Err(*code)),
             _ => None,
         })
         .await;
