@@ -48,4 +48,8 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     /// The server is going away (shutdown).
     pub const GOING_AWAY: u16 = 1001;
+    /// The server failed unexpectedly.
+    pub const SERVER_ERROR: u16 = 1011;
+    /// A dependency is down: reconnect later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }

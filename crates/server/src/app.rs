@@ -1,61 +1,69 @@
-//! Assembles the server: picks the adapters, starts the log consumers, builds the
-//! router and serves it until shutdown. `chat serve` calls [`serve`].
+//! The composition root: picks an adapter for each port (DESIGN.md §1: each
+//! dependency may be configured alone), builds the services and the HTTP state,
+//! starts the background tasks and serves until shutdown. Nothing below this module
+//! imports it. `chat serve` calls [`serve`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sqlx::Row;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tower_http::trace::TraceLayer;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
-use crate::auth::{Tokens, load_or_create_secret};
+use crate::auth::{SecretError, Tokens, load_or_create_secret};
 use crate::cache::memory::MemoryCache;
+use crate::cache::redis::lease::{self, LeaseError, Renewal};
 use crate::cache::redis::{self as cache_redis, RedisCache};
-use crate::cache::{Limit, Presence, RateLimits, SEND_KEY_TTL, SendKeys, SentMessage};
-use crate::cluster::{self, Announcer, Lease};
+use crate::cache::{CacheError, Limit, Presence, RateLimits, SEND_KEY_TTL, SendKeys};
+use crate::cluster::{self, Lease, PresenceChange};
 use crate::config::Config;
+use crate::conversations::ConversationService;
+use crate::database::{self, sqlite::SqlitePools};
 use crate::events::redis::{self as events_redis, RedisEvents};
 use crate::events::{Events, LocalEvents};
-use crate::fanout::LateMessages;
-use crate::gateway::hub::Hub;
-use crate::log::MessageLog;
+use crate::fanout::{self, FanOut, LateMessages};
+use crate::gateway::{GatewaySettings, GatewayState};
+use crate::history::HistoryService;
+use crate::http::auth::{AuthSettings, AuthState};
+use crate::http::conversations::MessagesState;
+use crate::http::ops::{Check, OpsState};
+use crate::http::web::WebDir;
+use crate::http::{self, ClientAddresses, HttpState};
+use crate::hub::Hub;
 use crate::log::kafka::{KafkaLog, KafkaSettings};
-use crate::log::sqlite::SqliteLog;
+use crate::log::sqlite::{self as log_sqlite, SqliteLog};
+use crate::log::{LogError, MessageLog, runner};
 use crate::membership::Members;
+use crate::persister::{self, Persister};
 use crate::send::SendService;
+use crate::sessions::Sessions;
+use crate::sessions::postgres::PostgresSessions;
+use crate::sessions::redis::RedisSessions;
+use crate::sessions::sqlite::SqliteSessions;
 use crate::snowflake::Snowflake;
-use crate::store::postgres::{self, PostgresStore};
-use crate::store::sqlite::{self, SqliteStore};
-use crate::store::{Directory, MessageStore, Sessions};
-use crate::{fanout, http, persister};
+use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Conversations, MessageStore, ReadMarkers, StoreError, Users};
 
-/// What the handlers and connections share. Each field is one port or service.
-#[derive(Clone)]
-pub struct ApiContext {
-    pub config: Arc<Config>,
-    pub directory: Arc<dyn Directory>,
-    pub history: Arc<dyn MessageStore>,
-    pub sessions: Arc<dyn Sessions>,
-    pub log: Arc<dyn MessageLog>,
-    pub presence: Arc<dyn Presence>,
-    pub limits: Arc<dyn RateLimits>,
-    pub members: Arc<Members>,
-    pub sender: Arc<SendService>,
-    pub events: Arc<dyn Events>,
-    pub hub: Arc<Hub>,
-    pub tokens: Arc<Tokens>,
-    /// Messages the log delivered out of id order, for `sync`.
-    pub late: Arc<LateMessages>,
-    /// Set in distributed mode, for readiness checks.
-    pub redis: Option<RedisCache>,
-    /// Turns true when the server starts shutting down.
-    pub shutdown: watch::Receiver<bool>,
-    pub metrics: PrometheusHandle,
+/// Why the server could not start (or serve).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listening: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("redis: {0}")]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the token signing secret: {0}")]
+    Secret(#[from] SecretError),
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// Runs the server until `stop` resolves, then shuts down gracefully: stops
@@ -63,14 +71,14 @@ pub struct ApiContext {
 pub async fn serve(
     config: Config,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let (ctx, tasks) = build(config, shutdown).await?;
-    let hub = ctx.hub.clone();
-    let app = router(ctx);
+    let node = Node::start(config, shutdown).await?;
+    let hub = node.state.gateway.hub.clone();
+    let app = http::router(node.state);
 
     // The one line scripts and tests wait for.
     println!("listening on http://{address}");
@@ -85,7 +93,7 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    let server = axum::serve(
+    axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
@@ -93,8 +101,8 @@ pub async fn serve(
         stop.await;
         tracing::info!("shutting down");
         shutdown_tx.send_replace(true);
-    });
-    server.await?;
+    })
+    .await?;
     // Upgraded sockets are not tracked by axum's graceful shutdown: wait for their
     // tasks to send 1001 before returning drops the runtime under them.
     let sockets_closed = async {
@@ -103,90 +111,227 @@ pub async fn serve(
         }
     };
     let _ = tokio::time::timeout(grace, sockets_closed).await;
-    for task in tasks {
+    for task in node.tasks {
         let _ = tokio::time::timeout(grace, task).await;
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-pub fn router(ctx: ApiContext) -> Router {
-    Router::new()
-        .nest("/api/v1", http::api_routes())
-        .route("/openapi.json", axum::routing::get(http::ops::openapi))
-        .route("/healthz", axum::routing::get(http::ops::healthz))
-        // Probes and scrapers look at the root too; without these the web client's
-        // fallback would answer them with 200 and an HTML page.
-        .route("/readyz", axum::routing::get(http::ops::readyz))
-        .route("/metrics", axum::routing::get(http::ops::metrics))
-        .fallback(http::web::serve)
-        .layer(DefaultBodyLimit::max(http::MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
-        .with_state(ctx)
+/// A started node: what the router serves, and the background tasks to wait for at
+/// shutdown.
+struct Node {
+    state: HttpState,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-/// Picks an adapter for each port (DESIGN.md §1: each dependency may be configured
-/// alone) and starts the background consumers.
-async fn build(
-    config: Config,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(ApiContext, Vec<tokio::task::JoinHandle<()>>)> {
-    let secret = match &config.jwt_secret {
-        Some(secret) => secret.as_bytes().to_vec(),
-        None => load_or_create_secret(&config.data_dir)?,
-    };
-    let tokens = Arc::new(Tokens::new(
-        &secret,
-        Duration::from_secs(u64::from(config.access_token_ttl_secs)),
-    ));
-    let mut tasks = Vec::new();
+/// The durable ports: SQLite in embedded mode, PostgreSQL when configured.
+struct Durable {
+    users: Arc<dyn Users>,
+    conversations: Arc<dyn Conversations>,
+    read_markers: Arc<dyn ReadMarkers>,
+    history: Arc<dyn MessageStore>,
+    /// Refresh tokens when Redis does not hold them.
+    sessions: Arc<dyn Sessions>,
+    check: Check,
+}
 
-    // The SQLite file holds whatever has no other home.
-    let needs_sqlite = config.database_url.is_none() || config.kafka_brokers.is_none();
-    let sqlite_pool = if needs_sqlite {
-        Some(sqlite::open(&config.data_dir).await?)
-    } else {
-        None
-    };
-
-    let (directory, history, durable_sessions): (
-        Arc<dyn Directory>,
-        Arc<dyn MessageStore>,
-        Arc<dyn Sessions>,
-    ) = match (&config.database_url, &sqlite_pool) {
-        (Some(url), _) => {
-            let store = Arc::new(PostgresStore::new(postgres::open(url).await?));
-            (store.clone(), store.clone(), store)
+impl Durable {
+    fn sqlite(pools: &SqlitePools) -> Self {
+        let store = Arc::new(SqliteStore::new(pools.clone()));
+        let ping = pools.clone();
+        Self {
+            users: store.clone(),
+            conversations: store.clone(),
+            read_markers: store.clone(),
+            history: store,
+            sessions: Arc::new(SqliteSessions::new(pools.clone())),
+            check: check(move || {
+                let pools = ping.clone();
+                async move { database::sqlite::ping(&pools).await }
+            }),
         }
-        (None, Some(pool)) => {
-            let store = Arc::new(SqliteStore::new(pool.clone()));
-            (store.clone(), store.clone(), store)
+    }
+
+    async fn postgres(url: &str) -> Result<Self, StartError> {
+        let pool = database::postgres::open(url).await?;
+        let store = Arc::new(PostgresStore::new(pool.clone()));
+        let ping = pool.clone();
+        Ok(Self {
+            users: store.clone(),
+            conversations: store.clone(),
+            read_markers: store.clone(),
+            history: store,
+            sessions: Arc::new(PostgresSessions::new(pool)),
+            check: check(move || {
+                let pool = ping.clone();
+                async move { database::postgres::ping(&pool).await }
+            }),
+        })
+    }
+}
+
+/// The fast, shared ports: process memory in embedded mode, Redis in a cluster.
+struct Fast {
+    presence: Arc<dyn Presence>,
+    limits: Arc<dyn RateLimits>,
+    keys: Arc<dyn SendKeys>,
+    /// Refresh tokens, when Redis holds them.
+    sessions: Option<Arc<dyn Sessions>>,
+    events: Arc<dyn Events>,
+    check: Option<Check>,
+}
+
+impl Fast {
+    fn memory(cache: Arc<MemoryCache>, hub: &Arc<Hub>, members: &Arc<Members>) -> Self {
+        Self {
+            presence: cache.clone(),
+            limits: cache.clone(),
+            keys: cache,
+            sessions: None,
+            events: Arc::new(LocalEvents::new(hub.clone(), members.clone())),
+            check: None,
         }
-        (None, None) => unreachable!("SQLite is opened whenever PostgreSQL is not configured"),
-    };
-    let members = Arc::new(Members::new(directory.clone()));
-    let hub = Arc::new(Hub::new());
+    }
 
-    // Set once the events port exists; the cluster task announces presence with it.
-    let announcer = Arc::new(OnceLock::new());
-    let redis = match &config.redis_url {
-        Some(url) => Some(
-            connect_redis(
-                url, &config, &hub, &members, &announcer, &shutdown, &mut tasks,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let node_id = redis
-        .as_ref()
-        .map(RedisCache::node_id)
-        .or(config.node_id)
-        .unwrap_or(0);
-    tracing::info!(node_id, "message ids carry this node id");
-    let ids = Arc::new(Snowflake::new(node_id));
+    fn redis(redis: &RedisNode) -> Self {
+        let cache = Arc::new(redis.cache.clone());
+        let ping = redis.cache.clone();
+        Self {
+            presence: cache.clone(),
+            limits: cache.clone(),
+            keys: cache,
+            sessions: Some(Arc::new(RedisSessions::new(
+                redis.cache.connection(),
+                redis.cache.prefix().to_owned(),
+            ))),
+            events: Arc::new(RedisEvents::new(
+                redis.cache.connection(),
+                redis.cache.prefix(),
+            )),
+            check: Some(check(move || {
+                let cache = ping.clone();
+                async move { cache.ping().await }
+            })),
+        }
+    }
+}
 
-    let log: Arc<dyn MessageLog> = match (&config.kafka_brokers, &sqlite_pool) {
+/// This node's place in Redis: its connection and its leased node id.
+struct RedisNode {
+    client: redis::Client,
+    cache: RedisCache,
+    /// Presence changes the lease keeper found, for the announcer.
+    changes: mpsc::UnboundedReceiver<PresenceChange>,
+}
+
+impl RedisNode {
+    /// Connects, leases a node id (unless configured), clears what a crashed
+    /// predecessor with the same id left behind, and starts renewing the lease at
+    /// once ([`cluster::keep_node_alive`]).
+    async fn connect(
+        url: &str,
+        config: &Config,
+        hub: &Arc<Hub>,
+        shutdown: &watch::Receiver<bool>,
+        tasks: &mut Vec<JoinHandle<()>>,
+    ) -> Result<Self, StartError> {
+        let prefix = config.redis_prefix.clone();
+        let (client, conn) = cache_redis::connect(url).await?;
+        let (node_id, token) = match config.node_id {
+            Some(id) => {
+                // A configured id has no lease token of its own; take the key at once
+                // so this node's users count as online from the first connection.
+                let token = format!("configured-{id}");
+                if lease::renew_node_lease(&conn, &prefix, id, &token).await? == Renewal::Lost {
+                    return Err(LeaseError::Taken(id).into());
+                }
+                (id, token)
+            }
+            None => lease::lease_node_id(&conn, &prefix).await?,
+        };
+        let (changes_tx, changes) = mpsc::unbounded_channel();
+        let offline = lease::clear_stale_presence(&conn, &prefix, node_id).await?;
+        let _ = changes_tx.send(PresenceChange {
+            users: offline,
+            online: false,
+        });
+        let node_lease = Lease {
+            conn: conn.clone(),
+            prefix: prefix.clone(),
+            node_id,
+            token,
+        };
+        tasks.push(tokio::spawn(cluster::keep_node_alive(
+            node_lease,
+            hub.clone(),
+            changes_tx,
+            shutdown.clone(),
+        )));
+        Ok(Self {
+            client,
+            cache: RedisCache::new(conn, prefix, node_id),
+            changes,
+        })
+    }
+}
+
+impl Node {
+    async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Self, StartError> {
+        let mut tasks = Vec::new();
+        let hub = Arc::new(Hub::new());
+        // The SQLite file holds whatever has no other home.
+        let needs_sqlite = config.database_url.is_none() || config.kafka_brokers.is_none();
+        let sqlite = match needs_sqlite {
+            true => Some(database::sqlite::open(&config.data_dir).await?),
+            false => None,
+        };
+        let durable = match (&config.database_url, &sqlite) {
+            (Some(url), _) => Durable::postgres(url).await?,
+            (None, Some(pools)) => Durable::sqlite(pools),
+            (None, None) => unreachable!("SQLite is opened whenever PostgreSQL is not configured"),
+        };
+        let members = Arc::new(Members::new(durable.conversations.clone()));
+        let redis = match &config.redis_url {
+            Some(url) => Some(RedisNode::connect(url, &config, &hub, &shutdown, &mut tasks).await?),
+            None => None,
+        };
+        let node_id = match &redis {
+            Some(redis) => redis.cache.node_id(),
+            None => config.node_id.unwrap_or(0),
+        };
+        tracing::info!(node_id, "message ids carry this node id");
+        let ids = Arc::new(Snowflake::new(node_id));
+        let log = message_log(&config, sqlite.as_ref(), ids).await?;
+        let fast = match &redis {
+            Some(redis) => Fast::redis(redis),
+            None => {
+                let cache = Arc::new(MemoryCache::new());
+                if let (Some(pools), None) = (&sqlite, &config.kafka_brokers) {
+                    reload_send_keys(pools, &cache).await?;
+                }
+                Fast::memory(cache, &hub, &members)
+            }
+        };
+        if let Some(redis) = redis {
+            start_cluster_tasks(
+                redis, &durable, &fast, &hub, &members, &shutdown, &mut tasks,
+            );
+        }
+        let late = Arc::new(LateMessages::new(log.reorder_window()));
+        start_consumers(&log, &durable, &members, &hub, &late, &shutdown, &mut tasks);
+        let state = http_state(&config, durable, fast, log, members, hub, late, shutdown)?;
+        Ok(Self { state, tasks })
+    }
+}
+
+/// The message log: Kafka when configured, else the SQLite file's log table.
+async fn message_log(
+    config: &Config,
+    sqlite: Option<&SqlitePools>,
+    ids: Arc<Snowflake>,
+) -> Result<Arc<dyn MessageLog>, StartError> {
+    Ok(match (&config.kafka_brokers, sqlite) {
         (Some(brokers), _) => {
             let settings = KafkaSettings {
                 brokers: brokers.clone(),
@@ -197,200 +342,238 @@ async fn build(
             };
             Arc::new(KafkaLog::open(settings, ids).await?)
         }
-        (None, Some(pool)) => Arc::new(SqliteLog::open(pool.clone(), ids).await?),
+        (None, Some(pools)) => Arc::new(SqliteLog::open(pools.clone(), ids).await?),
         (None, None) => unreachable!("SQLite is opened whenever Kafka is not configured"),
-    };
+    })
+}
 
-    let ephemeral = match &redis {
-        Some(cache) => {
-            let cache = Arc::new(cache.clone());
-            Ephemeral {
-                presence: cache.clone(),
-                limits: cache.clone(),
-                keys: cache.clone(),
-                sessions: cache.clone(),
-                events: Arc::new(RedisEvents::new(cache.connection(), &config.redis_prefix)),
-            }
-        }
-        None => {
-            let cache = Arc::new(MemoryCache::new());
-            if config.kafka_brokers.is_none()
-                && let Some(pool) = &sqlite_pool
-            {
-                reload_send_keys(&pool.read, &cache).await?;
-            }
-            Ephemeral {
-                presence: cache.clone(),
-                limits: cache.clone(),
-                keys: cache,
-                sessions: durable_sessions,
-                events: Arc::new(LocalEvents::new(hub.clone(), members.clone())),
-            }
-        }
-    };
-    let Ephemeral {
-        presence,
-        limits,
-        keys,
-        sessions,
-        events,
-    } = ephemeral;
-    let _ = announcer.set(Announcer {
-        directory: directory.clone(),
-        events: events.clone(),
-    });
+/// The event listener and the presence announcer of a cluster node.
+fn start_cluster_tasks(
+    redis: RedisNode,
+    durable: &Durable,
+    fast: &Fast,
+    hub: &Arc<Hub>,
+    members: &Arc<Members>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) {
+    tasks.push(tokio::spawn(events_redis::listen(
+        redis.client,
+        redis.cache.prefix().to_owned(),
+        hub.clone(),
+        members.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(cluster::announce_presence_changes(
+        redis.changes,
+        durable.conversations.clone(),
+        fast.events.clone(),
+        shutdown.clone(),
+    )));
+}
 
+/// The log's consumers on this node: the persister and the fan-out.
+fn start_consumers(
+    log: &Arc<dyn MessageLog>,
+    durable: &Durable,
+    members: &Arc<Members>,
+    hub: &Arc<Hub>,
+    late: &Arc<LateMessages>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) {
+    let persister = Persister {
+        store: durable.history.clone(),
+    };
+    tasks.push(tokio::spawn(runner::run(
+        log.clone(),
+        persister::SETTINGS,
+        persister,
+        shutdown.clone(),
+    )));
+    let fan_out = FanOut {
+        members: members.clone(),
+        hub: hub.clone(),
+        late: late.clone(),
+    };
+    tasks.push(tokio::spawn(runner::run(
+        log.clone(),
+        fanout::SETTINGS,
+        fan_out,
+        shutdown.clone(),
+    )));
+}
+
+/// The services, and the small state each area of the router takes from them.
+#[allow(clippy::too_many_arguments)]
+fn http_state(
+    config: &Config,
+    durable: Durable,
+    fast: Fast,
+    log: Arc<dyn MessageLog>,
+    members: Arc<Members>,
+    hub: Arc<Hub>,
+    late: Arc<LateMessages>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<HttpState, StartError> {
+    let tokens = Arc::new(tokens(config)?);
     let sender = Arc::new(SendService {
         members: members.clone(),
         log: log.clone(),
-        keys,
-        limits: limits.clone(),
+        keys: fast.keys.clone(),
+        limits: fast.limits.clone(),
         limit: Limit {
             rate_per_sec: config.send_rate_per_sec,
             burst: config.send_burst,
         },
     });
-
-    tasks.push(tokio::spawn(persister::run(
-        log.clone(),
-        history.clone(),
-        shutdown.clone(),
-    )));
-    let late = Arc::new(LateMessages::new(log.reorder_window()));
-    tasks.push(tokio::spawn(fanout::run(
-        log.clone(),
-        members.clone(),
-        hub.clone(),
-        late.clone(),
-        shutdown.clone(),
-    )));
-
-    let ctx = ApiContext {
-        config: Arc::new(config),
-        directory,
-        history,
-        sessions,
-        log,
-        presence,
-        limits,
-        members,
-        sender,
-        events,
-        hub,
-        tokens,
+    let history = Arc::new(HistoryService {
+        store: durable.history.clone(),
+        log: log.clone(),
+        members: members.clone(),
+        conversations: durable.conversations.clone(),
         late,
-        redis,
-        shutdown,
-        metrics: metrics_recorder()?,
-    };
-    Ok((ctx, tasks))
+    });
+    let conversations = Arc::new(ConversationService {
+        conversations: durable.conversations.clone(),
+        users: durable.users.clone(),
+        history: durable.history.clone(),
+        members: members.clone(),
+        presence: fast.presence.clone(),
+        events: fast.events.clone(),
+    });
+    let mut checks = vec![("database", durable.check.clone())];
+    checks.extend(fast.check.clone().map(|check| ("redis", check)));
+    checks.push(("message_log", log_check(&log)));
+    Ok(HttpState {
+        auth: AuthState {
+            settings: Arc::new(auth_settings(config)),
+            users: durable.users.clone(),
+            sessions: fast.sessions.clone().unwrap_or(durable.sessions.clone()),
+            tokens: tokens.clone(),
+            limits: fast.limits.clone(),
+        },
+        conversations,
+        messages: MessagesState {
+            history: history.clone(),
+            sender: sender.clone(),
+        },
+        gateway: GatewayState {
+            settings: Arc::new(gateway_settings(config)),
+            tokens: tokens.clone(),
+            users: durable.users,
+            conversations: durable.conversations,
+            read_markers: durable.read_markers,
+            members,
+            sender,
+            history,
+            presence: fast.presence,
+            events: fast.events,
+            hub: hub.clone(),
+            shutdown: shutdown.clone(),
+        },
+        ops: OpsState {
+            checks: Arc::new(checks),
+            hub,
+            metrics: metrics_recorder()?,
+            shutdown,
+        },
+        web: WebDir(config.web_dir.clone()),
+        tokens,
+        client_addresses: ClientAddresses {
+            trust_forwarded_for: config.trust_forwarded_for,
+        },
+    })
 }
 
-/// The ports that live in Redis in a cluster and in the process (or SQLite) alone.
-struct Ephemeral {
-    presence: Arc<dyn Presence>,
-    limits: Arc<dyn RateLimits>,
-    keys: Arc<dyn SendKeys>,
-    sessions: Arc<dyn Sessions>,
-    events: Arc<dyn Events>,
+fn tokens(config: &Config) -> Result<Tokens, StartError> {
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => load_or_create_secret(&config.data_dir)?,
+    };
+    Ok(Tokens::new(
+        &secret,
+        Duration::from_secs(u64::from(config.access_token_ttl_secs)),
+    ))
 }
 
-/// Connects to Redis, leases a node id (unless configured), clears what a crashed
-/// predecessor with the same id left behind, and starts lease renewal
-/// ([`cluster::keep_node_alive`]) and the event listener.
-async fn connect_redis(
-    url: &str,
-    config: &Config,
-    hub: &Arc<Hub>,
-    members: &Arc<Members>,
-    announcer: &Arc<OnceLock<Announcer>>,
-    shutdown: &watch::Receiver<bool>,
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> anyhow::Result<RedisCache> {
-    let prefix = config.redis_prefix.clone();
-    let (client, conn) = cache_redis::connect(url).await?;
-    let (node_id, token) = match config.node_id {
-        Some(id) => {
-            // A configured id has no lease token of its own; take the key at once so
-            // this node's users count as online from the first connection.
-            let token = format!("configured-{id}");
-            if cache_redis::renew_node_lease(&conn, &prefix, id, &token).await?
-                == cache_redis::Renewal::Lost
-            {
-                anyhow::bail!("node id {id} is leased by another node");
-            }
-            (id, token)
-        }
-        None => cache_redis::lease_node_id(&conn, &prefix).await?,
-    };
-    let offline = cache_redis::clear_stale_presence(&conn, &prefix, node_id).await?;
-    let lease = Lease {
-        conn: conn.clone(),
-        prefix: prefix.clone(),
-        node_id,
-        token,
-    };
-    tasks.push(tokio::spawn(cluster::keep_node_alive(
-        lease,
-        hub.clone(),
-        announcer.clone(),
-        offline,
-        shutdown.clone(),
-    )));
-    tasks.push(tokio::spawn(events_redis::listen(
-        client,
-        prefix.clone(),
-        hub.clone(),
-        members.clone(),
-        shutdown.clone(),
-    )));
-    Ok(RedisCache::new(conn, prefix, node_id))
+fn auth_settings(config: &Config) -> AuthSettings {
+    AuthSettings {
+        cookie_secure: config.cookie_secure,
+        refresh_token_ttl_secs: config.refresh_token_ttl_secs,
+        login_failures_per_account: config.login_failures_per_account,
+        login_failures_per_address: config.login_failures_per_address,
+        signups_per_minute: config.signups_per_minute,
+    }
+}
+
+fn gateway_settings(config: &Config) -> GatewaySettings {
+    GatewaySettings {
+        allowed_origins: config.allowed_origins.clone(),
+        auth_timeout: config.auth_timeout(),
+        heartbeat_ms: config.heartbeat_ms,
+        outbound_queue: config.outbound_queue,
+        frames_per_sec: config.frames_per_sec,
+        frame_burst: config.frame_burst,
+    }
+}
+
+/// A readiness check from an async closure.
+fn check<F, Fut, E>(probe: F) -> Check
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    Arc::new(move || {
+        let answer = probe();
+        Box::pin(async move { answer.await.map_err(|e| e.to_string()) })
+    })
+}
+
+fn log_check(log: &Arc<dyn MessageLog>) -> Check {
+    let log = log.clone();
+    check(move || {
+        let log = log.clone();
+        // Ask the log every time: readiness must not answer from a cache.
+        async move { log.check().await }
+    })
 }
 
 /// Sends acknowledged in the last 24 h are recognized as retries after a restart.
-async fn reload_send_keys(pool: &sqlx::SqlitePool, cache: &MemoryCache) -> anyhow::Result<()> {
+async fn reload_send_keys(pools: &SqlitePools, cache: &MemoryCache) -> Result<(), StartError> {
     let now = chrono::Utc::now().timestamp_millis();
     let since = now - SEND_KEY_TTL.as_millis() as i64;
-    let rows = sqlx::query(
-        "SELECT id, conversation_id, sender_id, client_msg_id, created_at FROM message_log WHERE created_at > ?",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
-    for row in rows {
-        let Ok(client_msg_id) = uuid::Uuid::parse_str(row.get("client_msg_id")) else {
-            continue;
-        };
-        let sent = SentMessage {
-            message_id: chat_protocol::MessageId(row.get("id")),
-            conversation_id: chat_protocol::ConversationId(row.get("conversation_id")),
-        };
-        let age = Duration::from_millis((now - row.get::<i64, _>("created_at")).max(0) as u64);
-        cache.remember(
-            chat_protocol::UserId(row.get("sender_id")),
-            client_msg_id,
-            sent,
-            age,
-        );
+    for sent in log_sqlite::acknowledged_since(pools, since).await? {
+        let age = Duration::from_millis((now - sent.created_at_ms).max(0) as u64);
+        cache.remember(sent.sender, sent.client_msg_id, sent.sent, age);
     }
     Ok(())
 }
 
 /// The process-wide Prometheus recorder, installed once (tests start several
 /// servers in one process).
-fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
+fn metrics_recorder() -> Result<PrometheusHandle, StartError> {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
+    let failed = |e: &dyn std::fmt::Display| StartError::Metrics(e.to_string());
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full("chat_send_latency_seconds".into()),
             &[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
             ],
-        )?
-        .install_recorder()?;
+        )
+        .map_err(|e| failed(&e))?
+        .install_recorder()
+        .map_err(|e| failed(&e))?;
+    describe_metrics();
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+fn describe_metrics() {
     metrics::describe_gauge!(
         "chat_connections",
         "open WebSocket connections on this node"
@@ -411,5 +594,4 @@ fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     metrics::gauge!("chat_connections").set(0.0);
     metrics::counter!("chat_messages_sent_total").increment(0);
     metrics::counter!("chat_messages_delivered_total").increment(0);
-    Ok(HANDLE.get_or_init(|| handle).clone())
 }

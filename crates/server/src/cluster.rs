@@ -4,18 +4,23 @@
 //! announced offline to their contacts, by exactly one surviving node. If its own
 //! lease had lapsed (Redis out of reach for a while), other nodes may have done that
 //! to its users, so it counts its connections again and announces who is back.
+//!
+//! Two tasks: [`keep_node_alive`] starts as soon as the lease is taken (before the
+//! rest of the node, so the lease never lapses while the node starts) and reports
+//! presence changes on a channel; [`announce_presence_changes`] starts once the
+//! directory and the events exist and tells the contacts.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chat_protocol::UserId;
 use chat_protocol::ws::ServerFrame;
 use redis::aio::ConnectionManager;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::cache::redis::{self as cache_redis, Renewal};
-use crate::events::{Events, encode};
-use crate::gateway::hub::Hub;
-use crate::store::Directory;
+use crate::cache::redis::lease::{self, Renewal};
+use crate::events::Events;
+use crate::hub::{Hub, encode};
+use crate::store::Conversations;
 
 /// This node's lease.
 pub struct Lease {
@@ -26,81 +31,110 @@ pub struct Lease {
     pub token: String,
 }
 
-/// Tells the contacts of users whose presence changed without a connection of theirs
-/// opening or closing here.
-pub struct Announcer {
-    pub directory: Arc<dyn Directory>,
-    pub events: Arc<dyn Events>,
+/// Users whose presence changed without a connection of theirs opening or closing
+/// here. At most two a renewal period, so the channel needs no bound.
+#[derive(Debug)]
+pub struct PresenceChange {
+    pub users: Vec<UserId>,
+    pub online: bool,
 }
 
-impl Announcer {
-    pub async fn announce(&self, users: &[UserId], online: bool) {
-        for &user_id in users {
-            match self.directory.contacts(user_id).await {
-                Ok(contacts) => {
-                    let frame = ServerFrame::Presence { user_id, online };
-                    self.events.publish(&contacts, encode(&frame)).await;
-                }
-                Err(error) => tracing::warn!(%error, %user_id, "cannot announce presence"),
-            }
-        }
-    }
-}
+pub type PresenceChanges = mpsc::UnboundedSender<PresenceChange>;
 
-/// Runs until shutdown, from before the node is ready, so its lease never lapses
-/// while the rest starts. `offline` are users a crashed predecessor with this node id
-/// left online. Announcements wait until `announcer` is set.
+/// Runs until shutdown, renewing the lease and reporting presence changes.
 pub async fn keep_node_alive(
     lease: Lease,
     hub: Arc<Hub>,
-    announcer: Arc<OnceLock<Announcer>>,
-    mut offline: Vec<UserId>,
+    changes: PresenceChanges,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Lease {
-        conn,
-        prefix,
-        node_id,
-        token,
-    } = lease;
     // The lease was just taken (or renewed) at start, so the first round waits a period.
-    let period = cache_redis::LEASE_RENEWAL;
+    let period = lease::LEASE_RENEWAL;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        match cache_redis::renew_node_lease(&conn, &prefix, node_id, &token).await {
-            Ok(Renewal::Renewed) => {}
-            Ok(Renewal::Retaken) => {
-                tracing::warn!(
-                    node_id,
-                    "the node lease had lapsed; counting connections again"
-                );
-                let local = hub.local_users();
-                match cache_redis::restore_presence(&conn, &prefix, node_id, &local).await {
-                    Ok(back) => {
-                        if let Some(announcer) = announcer.get() {
-                            announcer.announce(&back, true).await;
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "could not restore presence"),
-                }
-            }
-            Ok(Renewal::Lost) => tracing::error!(
-                node_id,
-                "another node holds this node id; message ids may collide"
-            ),
-            Err(error) => tracing::warn!(%error, "could not renew the node lease"),
+        if let Some(back) = renew(&lease, &hub).await {
+            let _ = changes.send(PresenceChange {
+                users: back,
+                online: true,
+            });
         }
-        match cache_redis::reap_dead_nodes(&conn, &prefix).await {
-            Ok(gone) => offline.extend(gone),
+        match lease::reap_dead_nodes(&lease.conn, &lease.prefix).await {
+            Ok(gone) if !gone.is_empty() => {
+                let _ = changes.send(PresenceChange {
+                    users: gone,
+                    online: false,
+                });
+            }
+            Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not take over dead nodes' presence"),
         }
-        if let Some(announcer) = announcer.get() {
-            announcer.announce(&offline, false).await;
-            offline.clear();
+    }
+}
+
+/// Renews the lease; returns the users back online if it had lapsed and was retaken.
+async fn renew(lease: &Lease, hub: &Hub) -> Option<Vec<UserId>> {
+    let Lease {
+        conn,
+        prefix,
+        node_id,
+        token,
+    } = lease;
+    match lease::renew_node_lease(conn, prefix, *node_id, token).await {
+        Ok(Renewal::Renewed) => None,
+        Ok(Renewal::Retaken) => {
+            tracing::warn!(
+                node_id,
+                "the node lease had lapsed; counting connections again"
+            );
+            match lease::restore_presence(conn, prefix, *node_id, &hub.local_users()).await {
+                Ok(back) => Some(back),
+                Err(error) => {
+                    tracing::warn!(%error, "could not restore presence");
+                    None
+                }
+            }
+        }
+        Ok(Renewal::Lost) => {
+            tracing::error!(
+                node_id,
+                "another node holds this node id; message ids may collide"
+            );
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not renew the node lease");
+            None
+        }
+    }
+}
+
+/// Tells the contacts of each changed user, until shutdown.
+pub async fn announce_presence_changes(
+    mut changes: mpsc::UnboundedReceiver<PresenceChange>,
+    conversations: Arc<dyn Conversations>,
+    events: Arc<dyn Events>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let Some(PresenceChange { users, online }) = change else {
+            return;
+        };
+        for user_id in users {
+            match conversations.contacts(user_id).await {
+                Ok(contacts) => {
+                    let frame = ServerFrame::Presence { user_id, online };
+                    events.publish(&contacts, encode(&frame)).await;
+                }
+                Err(error) => tracing::warn!(%error, %user_id, "cannot announce presence"),
+            }
         }
     }
 }

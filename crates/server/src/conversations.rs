@@ -2,40 +2,320 @@
 //! they cause: a user added to a conversation is told at once on every connection
 //! (`conversation` frame), the remaining members see the new member list, and a
 //! removed member gets `removed`.
+//!
+//! Views are built in batches: listing 50 conversations, or announcing a group to
+//! its 1,000 members, costs the same three store round trips (the conversations,
+//! their members, and everyone's activity) as showing one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use chat_protocol::ErrorCode;
 use chat_protocol::http::{Conversation, ConversationKind, Member};
 use chat_protocol::ws::ServerFrame;
-use chat_protocol::{ConversationId, UserId};
+use chat_protocol::{ConversationId, ErrorCode, UserId};
 
-use crate::app::ApiContext;
+use crate::cache::Presence;
 use crate::error::{AppError, AppResult};
-use crate::events::encode;
+use crate::events::Events;
+use crate::hub::encode;
+use crate::membership::Members;
+use crate::store::{
+    ActivityQuery, ConversationRecord, Conversations, MemberRecord, MessageStore, Users,
+};
 
 pub const MAX_GROUP_MEMBERS: usize = 1_000;
 pub const MAX_TITLE_CHARS: usize = 100;
 
-/// The conversation as `viewer` sees it; outsiders get the same 404 as for a
-/// conversation that does not exist.
-pub async fn view(ctx: &ApiContext, id: ConversationId, viewer: UserId) -> AppResult<Conversation> {
-    let record = ctx
-        .directory
-        .conversation(id)
-        .await?
-        .ok_or(AppError::NotFound("conversation"))?;
-    let members = ctx.directory.members(id).await?;
-    let Some(me) = members.iter().find(|m| m.user.id == viewer) else {
-        return Err(AppError::NotFound("conversation"));
-    };
-    let activity = ctx
-        .history
-        .activity(viewer, &[(id, me.last_read_id)])
-        .await?;
-    let activity = activity.get(&id).cloned().unwrap_or_default();
-    Ok(Conversation {
-        id,
+/// Groups up to this size also exchange presence when they form or grow, so new
+/// contacts see each other online at once; larger ones learn it on reconnect.
+const PRESENCE_ON_JOIN_MAX: usize = 100;
+
+pub struct ConversationService {
+    pub conversations: Arc<dyn Conversations>,
+    /// To check that invited users exist.
+    pub users: Arc<dyn Users>,
+    /// For each view's last message and unread count.
+    pub history: Arc<dyn MessageStore>,
+    pub members: Arc<Members>,
+    pub presence: Arc<dyn Presence>,
+    /// Tells members' connections, on every node, what changed.
+    pub events: Arc<dyn Events>,
+}
+
+impl ConversationService {
+    /// The conversation as `viewer` sees it; outsiders get the same 404 as for a
+    /// conversation that does not exist.
+    #[tracing::instrument(skip(self))]
+    pub async fn view(&self, id: ConversationId, viewer: UserId) -> AppResult<Conversation> {
+        self.members.authorize_member(id, viewer).await?;
+        self.views(&[id], viewer)
+            .await?
+            .pop()
+            .ok_or(AppError::NotFound("conversation"))
+    }
+
+    /// Every conversation of `user`, most recent activity first.
+    #[tracing::instrument(skip(self))]
+    pub async fn list(&self, user: UserId) -> AppResult<Vec<Conversation>> {
+        let ids = self.conversations.conversations_of(user).await?;
+        let mut out = self.views(&ids, user).await?;
+        out.sort_by_key(|c| {
+            std::cmp::Reverse(
+                c.last_message
+                    .as_ref()
+                    .map_or(c.created_at, |m| m.created_at),
+            )
+        });
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn open_direct(&self, me: UserId, other: UserId) -> AppResult<Conversation> {
+        if me == other {
+            return Err(AppError::invalid(
+                ErrorCode::InvalidInput,
+                "a direct conversation needs another user",
+            ));
+        }
+        if self.users.user(other).await?.is_none() {
+            return Err(AppError::NotFound("user"));
+        }
+        let (id, created) = self.conversations.direct_conversation(me, other).await?;
+        if created {
+            self.announce(id, &[me, other]).await;
+        }
+        self.view(id, me).await
+    }
+
+    #[tracing::instrument(skip(self, member_ids), fields(invited = member_ids.len()))]
+    pub async fn create_group(
+        &self,
+        me: UserId,
+        title: &str,
+        member_ids: &[UserId],
+    ) -> AppResult<Conversation> {
+        let title = check_title(title)?;
+        let mut wanted: Vec<UserId> = vec![me];
+        let mut seen = HashSet::from([me]);
+        wanted.extend(member_ids.iter().filter(|id| seen.insert(**id)));
+        if wanted.len() > MAX_GROUP_MEMBERS {
+            return Err(too_many_members());
+        }
+        if self.users.users(&wanted).await?.len() != wanted.len() {
+            return Err(AppError::NotFound("user"));
+        }
+        let id = self.conversations.create_group(&title, &wanted).await?;
+        self.announce(id, &wanted).await;
+        self.view(id, me).await
+    }
+
+    #[tracing::instrument(skip(self, user_ids), fields(invited = user_ids.len()))]
+    pub async fn add_members(
+        &self,
+        me: UserId,
+        id: ConversationId,
+        user_ids: &[UserId],
+    ) -> AppResult<Conversation> {
+        let current = self.authorize_group_change(me, id).await?;
+        if user_ids.is_empty() || user_ids.len() > MAX_GROUP_MEMBERS {
+            return Err(AppError::invalid(
+                ErrorCode::InvalidInput,
+                format!("user_ids must list 1 to {MAX_GROUP_MEMBERS} users"),
+            ));
+        }
+        let distinct = user_ids.iter().collect::<HashSet<_>>().len();
+        if self.users.users(user_ids).await?.len() != distinct {
+            return Err(AppError::NotFound("user"));
+        }
+        if current.len() + user_ids.len() > MAX_GROUP_MEMBERS {
+            return Err(too_many_members());
+        }
+        let added = self.conversations.add_members(id, user_ids).await?;
+        self.members_changed(id).await;
+        if !added.is_empty() {
+            let everyone = self.conversations.member_ids(id).await?;
+            self.announce(id, &everyone).await;
+        }
+        self.view(id, me).await
+    }
+
+    /// Removes `user` from a group: members may remove others, and anyone may leave.
+    #[tracing::instrument(skip(self))]
+    pub async fn remove_member(
+        &self,
+        me: UserId,
+        id: ConversationId,
+        user: UserId,
+    ) -> AppResult<()> {
+        self.authorize_group_change(me, id).await?;
+        if !self.conversations.remove_member(id, user).await? {
+            return Err(AppError::NotFound("member"));
+        }
+        self.members_changed(id).await;
+        let removed = ServerFrame::Removed {
+            conversation_id: id,
+        };
+        self.events.publish(&[user], encode(&removed)).await;
+        let remaining = self.conversations.member_ids(id).await?;
+        self.announce(id, &remaining).await;
+        Ok(())
+    }
+
+    /// Membership changes: only in groups, and only by members (outsiders get the
+    /// same 404 as for a conversation that does not exist). Returns the members.
+    async fn authorize_group_change(
+        &self,
+        me: UserId,
+        id: ConversationId,
+    ) -> AppResult<Arc<[UserId]>> {
+        let members = self.members.authorize_member(id, me).await?;
+        let record = self
+            .conversations
+            .conversations(&[id])
+            .await?
+            .pop()
+            .ok_or(AppError::NotFound("conversation"))?;
+        if record.kind != ConversationKind::Group {
+            return Err(AppError::invalid(
+                ErrorCode::NotAGroup,
+                "only a group's members can change",
+            ));
+        }
+        Ok(members)
+    }
+
+    async fn members_changed(&self, id: ConversationId) {
+        // This node at once (the next membership check must see the change), then
+        // every node.
+        self.members.invalidate(id);
+        self.events.members_changed(id).await;
+    }
+
+    /// `ids` as `viewer` sees them, skipping any the viewer is not a member of.
+    async fn views(&self, ids: &[ConversationId], viewer: UserId) -> AppResult<Vec<Conversation>> {
+        let records = self.conversations.conversations(ids).await?;
+        let mut members = self.conversations.members(ids).await?;
+        let mut seen: Vec<(ConversationRecord, Vec<MemberRecord>, ActivityQuery)> = Vec::new();
+        for record in records {
+            let Some(list) = members.remove(&record.id) else {
+                continue;
+            };
+            let Some(me) = list.iter().find(|m| m.user.id == viewer) else {
+                continue;
+            };
+            let query = ActivityQuery {
+                conversation: record.id,
+                reader: viewer,
+                last_read: me.last_read_id,
+            };
+            seen.push((record, list, query));
+        }
+        let queries: Vec<ActivityQuery> = seen.iter().map(|(_, _, q)| *q).collect();
+        let activity = self.conversations_activity(&queries).await?;
+        Ok(seen
+            .into_iter()
+            .zip(activity)
+            .map(|((record, list, _), activity)| assemble(record, list, activity))
+            .collect())
+    }
+
+    /// The one conversation `id` as each of `viewers` (members) sees it.
+    async fn views_by_member(
+        &self,
+        id: ConversationId,
+        viewers: &[UserId],
+    ) -> AppResult<Vec<(UserId, Conversation)>> {
+        let record = self
+            .conversations
+            .conversations(&[id])
+            .await?
+            .pop()
+            .ok_or(AppError::NotFound("conversation"))?;
+        let list = self
+            .conversations
+            .members(&[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+        let markers: HashMap<UserId, _> =
+            list.iter().map(|m| (m.user.id, m.last_read_id)).collect();
+        let queries: Vec<ActivityQuery> = viewers
+            .iter()
+            .filter_map(|viewer| {
+                markers.get(viewer).map(|last_read| ActivityQuery {
+                    conversation: id,
+                    reader: *viewer,
+                    last_read: *last_read,
+                })
+            })
+            .collect();
+        let activity = self.conversations_activity(&queries).await?;
+        Ok(queries
+            .iter()
+            .zip(activity)
+            .map(|(query, activity)| {
+                (
+                    query.reader,
+                    assemble(record.clone(), list.clone(), activity),
+                )
+            })
+            .collect())
+    }
+
+    async fn conversations_activity(
+        &self,
+        queries: &[ActivityQuery],
+    ) -> AppResult<Vec<crate::store::ConversationActivity>> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.history.activity(queries).await?)
+    }
+
+    /// Tells each of `users` (on all their connections) about the conversation as
+    /// they see it, and which of the others are online.
+    async fn announce(&self, id: ConversationId, users: &[UserId]) {
+        if users.len() <= PRESENCE_ON_JOIN_MAX {
+            self.exchange_presence(users).await;
+        }
+        match self.views_by_member(id, users).await {
+            Ok(views) => {
+                for (user, conversation) in views {
+                    let frame = ServerFrame::Conversation { conversation };
+                    self.events.publish(&[user], encode(&frame)).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, %id, "could not announce a conversation"),
+        }
+    }
+
+    /// Tells everyone in `users` which of the others are online.
+    async fn exchange_presence(&self, users: &[UserId]) {
+        let online = match self.presence.online(users).await {
+            Ok(online) => online,
+            Err(error) => {
+                tracing::warn!(%error, "presence unavailable; new contacts learn it on reconnect");
+                return;
+            }
+        };
+        for user_id in &online {
+            let others: Vec<UserId> = users.iter().copied().filter(|u| u != user_id).collect();
+            let frame = ServerFrame::Presence {
+                user_id: *user_id,
+                online: true,
+            };
+            self.events.publish(&others, encode(&frame)).await;
+        }
+    }
+}
+
+fn assemble(
+    record: ConversationRecord,
+    members: Vec<MemberRecord>,
+    activity: crate::store::ConversationActivity,
+) -> Conversation {
+    Conversation {
+        id: record.id,
         kind: record.kind,
         title: record.title,
         members: members
@@ -48,182 +328,14 @@ pub async fn view(ctx: &ApiContext, id: ConversationId, viewer: UserId) -> AppRe
         last_message: activity.last_message,
         unread_count: activity.unread_count,
         created_at: record.created_at,
-    })
+    }
 }
 
-/// Every conversation of `user`, most recent activity first.
-pub async fn list(ctx: &ApiContext, user: UserId) -> AppResult<Vec<Conversation>> {
-    let ids = ctx.directory.conversations_of(user).await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        match view(ctx, id, user).await {
-            Ok(conversation) => out.push(conversation),
-            // Removed between the two reads: skip it.
-            Err(AppError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    out.sort_by_key(|c| {
-        std::cmp::Reverse(
-            c.last_message
-                .as_ref()
-                .map_or(c.created_at, |m| m.created_at),
-        )
-    });
-    Ok(out)
-}
-
-pub async fn open_direct(ctx: &ApiContext, me: UserId, other: UserId) -> AppResult<Conversation> {
-    if me == other {
-        return Err(AppError::invalid(
-            ErrorCode::InvalidInput,
-            "a direct conversation needs another user",
-        ));
-    }
-    if ctx.directory.user(other).await?.is_none() {
-        return Err(AppError::NotFound("user"));
-    }
-    let (id, created) = ctx.directory.direct_conversation(me, other).await?;
-    if created {
-        announce(ctx, id, &[me, other]).await;
-    }
-    view(ctx, id, me).await
-}
-
-pub async fn create_group(
-    ctx: &ApiContext,
-    me: UserId,
-    title: &str,
-    member_ids: &[UserId],
-) -> AppResult<Conversation> {
-    let title = check_title(title)?;
-    let mut wanted: Vec<UserId> = vec![me];
-    let mut seen = HashSet::from([me]);
-    wanted.extend(member_ids.iter().filter(|id| seen.insert(**id)));
-    if wanted.len() > MAX_GROUP_MEMBERS {
-        return Err(AppError::invalid(
-            ErrorCode::InvalidInput,
-            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
-        ));
-    }
-    let existing = ctx.directory.users(&wanted).await?;
-    if existing.len() != wanted.len() {
-        return Err(AppError::NotFound("user"));
-    }
-    let id = ctx.directory.create_group(&title, &wanted).await?;
-    announce(ctx, id, &wanted).await;
-    view(ctx, id, me).await
-}
-
-pub async fn add_members(
-    ctx: &ApiContext,
-    me: UserId,
-    id: ConversationId,
-    user_ids: &[UserId],
-) -> AppResult<Conversation> {
-    check_group_member(ctx, me, id).await?;
-    if user_ids.is_empty() || user_ids.len() > MAX_GROUP_MEMBERS {
-        return Err(AppError::invalid(
-            ErrorCode::InvalidInput,
-            "user_ids must list 1 to 1000 users",
-        ));
-    }
-    if ctx.directory.users(user_ids).await?.len() != user_ids.iter().collect::<HashSet<_>>().len() {
-        return Err(AppError::NotFound("user"));
-    }
-    let current = ctx.directory.member_ids(id).await?.len();
-    if current + user_ids.len() > MAX_GROUP_MEMBERS {
-        return Err(AppError::invalid(
-            ErrorCode::InvalidInput,
-            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
-        ));
-    }
-    let added = ctx.directory.add_members(id, user_ids).await?;
-    ctx.events.members_changed(id).await;
-    if !added.is_empty() {
-        let everyone = ctx.directory.member_ids(id).await?;
-        announce(ctx, id, &everyone).await;
-    }
-    view(ctx, id, me).await
-}
-
-/// Removes `user` from a group: members may remove others, and anyone may leave.
-pub async fn remove_member(
-    ctx: &ApiContext,
-    me: UserId,
-    id: ConversationId,
-    user: UserId,
-) -> AppResult<()> {
-    check_group_member(ctx, me, id).await?;
-    if !ctx.directory.remove_member(id, user).await? {
-        return Err(AppError::NotFound("member"));
-    }
-    ctx.events.members_changed(id).await;
-    ctx.events
-        .publish(
-            &[user],
-            encode(&ServerFrame::Removed {
-                conversation_id: id,
-            }),
-        )
-        .await;
-    let remaining = ctx.directory.member_ids(id).await?;
-    announce(ctx, id, &remaining).await;
-    Ok(())
-}
-
-/// Membership changes: only in groups, and only by members (outsiders get the same
-/// 404 as for a conversation that does not exist).
-async fn check_group_member(ctx: &ApiContext, me: UserId, id: ConversationId) -> AppResult<()> {
-    let record = ctx
-        .directory
-        .conversation(id)
-        .await?
-        .ok_or(AppError::NotFound("conversation"))?;
-    if !ctx.directory.is_member(id, me).await? {
-        return Err(AppError::NotFound("conversation"));
-    }
-    if record.kind != ConversationKind::Group {
-        return Err(AppError::invalid(
-            ErrorCode::NotAGroup,
-            "only a group's members can change",
-        ));
-    }
-    Ok(())
-}
-
-/// Groups up to this size also exchange presence when they form or grow, so new
-/// contacts see each other online at once; larger ones learn it on reconnect.
-const PRESENCE_ON_JOIN_MAX: usize = 100;
-
-/// Tells each of `users` (on all their connections) about the conversation as they
-/// see it, and which of the others are online.
-async fn announce(ctx: &ApiContext, id: ConversationId, users: &[UserId]) {
-    if users.len() <= PRESENCE_ON_JOIN_MAX
-        && let Ok(online) = ctx.presence.online(users).await
-    {
-        for user_id in &online {
-            let others: Vec<UserId> = users.iter().copied().filter(|u| u != user_id).collect();
-            let frame = ServerFrame::Presence {
-                user_id: *user_id,
-                online: true,
-            };
-            ctx.events.publish(&others, encode(&frame)).await;
-        }
-    }
-    for user in users {
-        match view(ctx, id, *user).await {
-            Ok(conversation) => {
-                ctx.events
-                    .publish(
-                        &[*user],
-                        encode(&ServerFrame::Conversation { conversation }),
-                    )
-                    .await
-            }
-            Err(error) => tracing::warn!(%error, %id, "could not announce a conversation"),
-        }
-    }
+fn too_many_members() -> AppError {
+    AppError::invalid(
+        ErrorCode::InvalidInput,
+        format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+    )
 }
 
 fn check_title(title: &str) -> AppResult<String> {

@@ -1,6 +1,7 @@
 //! The one application error. Every refusal the server can give is a variant here,
-//! mapped in one place to an HTTP status and to the `code` that HTTP error bodies and
-//! WebSocket `error` frames carry.
+//! mapped in one place to an HTTP status and to the [`ErrorCode`] that HTTP error
+//! bodies and WebSocket `error` frames carry; every port's error type becomes one
+//! of these here, and nowhere else.
 
 use std::time::Duration;
 
@@ -9,6 +10,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_protocol::ErrorCode;
 use chat_protocol::http::{ErrorBody, ErrorDetail};
+
+use crate::auth::HashError;
+use crate::cache::CacheError;
+use crate::log::LogError;
+use crate::sessions::SessionError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -37,7 +44,7 @@ pub enum AppError {
     #[error("{0} is unavailable right now; try again shortly")]
     Unavailable(&'static str),
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(String),
 }
 
 impl AppError {
@@ -89,21 +96,60 @@ impl AppError {
     }
 }
 
-impl From<sqlx::Error> for AppError {
-    fn from(error: sqlx::Error) -> Self {
+impl AppError {
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable("the database")
-            }
-            other => Self::Internal(other.into()),
+            StoreError::Unavailable(_) => Self::Unavailable("the database"),
+            StoreError::Corrupt(_) | StoreError::Failed(_) => Self::internal(error),
         }
+    }
+}
+
+impl From<SessionError> for AppError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Invalid | SessionError::Reused => Self::InvalidRefreshToken,
+            SessionError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<CacheError> for AppError {
+    fn from(error: CacheError) -> Self {
+        tracing::warn!(%error, "refused: the cache is down");
+        Self::Unavailable("the cache")
+    }
+}
+
+impl From<LogError> for AppError {
+    fn from(error: LogError) -> Self {
+        tracing::warn!(%error, "refused: the log did not accept it");
+        Self::Unavailable("the message log")
+    }
+}
+
+impl From<HashError> for AppError {
+    fn from(error: HashError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for AppError {
+    fn from(error: jsonwebtoken::errors::Error) -> Self {
+        Self::internal(format!("issuing a token: {error}"))
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let Self::Internal(error) = &self {
-            tracing::error!(error = format!("{error:#}"), "request failed");
+            tracing::error!(%error, "request failed");
         }
         let status = self.status();
         let body = ErrorBody {

@@ -1,4 +1,5 @@
-//! The fan-out consumer: one per node. It reads the log from its end and queues each
+//! The fan-out consumer: one per node, a [`Handler`] of the consumer runner. It
+//! reads the log from its end and queues each
 //! new message, serialized once, on every local connection of every member of its
 //! conversation, the sender's included. Clients that were away recover older
 //! messages with `sync`.
@@ -11,12 +12,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use chat_protocol::http::Message;
-use tokio::sync::watch;
 
-use crate::events::encode_message;
-use crate::gateway::hub::Hub;
-use crate::log::MessageLog;
+use crate::hub::{Hub, encode_message};
+use crate::log::runner::{self, Handler, Retry, Start};
 use crate::membership::Members;
 
 /// Recent late messages, kept for twice the log's reorder window.
@@ -84,47 +84,45 @@ impl LateMessages {
     }
 }
 
-pub async fn run(
-    log: Arc<dyn MessageLog>,
-    members: Arc<Members>,
-    hub: Arc<Hub>,
-    late: Arc<LateMessages>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let mut consumer = match log.consume_from_end().await {
-            Ok(consumer) => consumer,
+/// How the fan-out runs: from the end of the log, in batches as large as the log
+/// offers (frames are queued without waiting, so a large batch costs no latency).
+pub const SETTINGS: runner::Settings = runner::Settings {
+    name: "fanout",
+    start: Start::End,
+    max_batch: 1024,
+};
+
+/// Delivers each message to the local connections of its conversation's members.
+pub struct FanOut {
+    pub members: Arc<Members>,
+    pub hub: Arc<Hub>,
+    pub late: Arc<LateMessages>,
+}
+
+#[async_trait]
+impl Handler for FanOut {
+    async fn handle(&mut self, batch: &[Arc<Message>]) -> Result<(), Retry> {
+        for message in batch {
+            self.late.observe(message);
+            self.deliver_to_local_members(message).await;
+        }
+        Ok(())
+    }
+}
+
+impl FanOut {
+    async fn deliver_to_local_members(&self, message: &Message) {
+        let recipients = match self.members.of(message.conversation_id).await {
+            Ok(recipients) => recipients,
             Err(error) => {
-                tracing::warn!(%error, "fan-out cannot read the log; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                // Not retried: a live delivery that waits on the directory would hold up
+                // every other conversation; the members recover it with `sync`.
+                tracing::error!(%error, id = %message.id, "no members for a message; not delivered live");
+                return;
             }
         };
-        loop {
-            let batch = tokio::select! {
-                batch = consumer.next_batch(1024) => batch,
-                _ = shutdown.changed() => return,
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::warn!(%error, "fan-out lost the log; reconnecting");
-                    break;
-                }
-            };
-            for message in batch {
-                late.observe(&message);
-                let recipients = match members.of(message.conversation_id).await {
-                    Ok(recipients) => recipients,
-                    Err(error) => {
-                        tracing::error!(%error, id = %message.id, "no members for a message; not delivered live");
-                        continue;
-                    }
-                };
-                let frame = encode_message(&message);
-                let delivered = hub.deliver(&recipients, &frame, None);
-                metrics::counter!("chat_messages_delivered_total").increment(delivered as u64);
-            }
-        }
+        let frame = encode_message(message);
+        let delivered = self.hub.deliver(&recipients, &frame, None);
+        metrics::counter!("chat_messages_delivered_total").increment(delivered as u64);
     }
 }

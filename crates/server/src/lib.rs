@@ -1,7 +1,8 @@
 //! The chat server: HTTP API, WebSocket gateway, send path, message log, consumers
 //! and stores. Read the send path top to bottom: [`gateway`] (socket loop) →
-//! [`send`] (validate, authorize, idempotency, append) → [`log`] → consumers
-//! ([`fanout`] to local sockets, [`persister`] into history).
+//! [`send`] (validate, authorize, idempotency, append) → [`log`] → consumers, each a
+//! handler of [`log::runner`] ([`fanout`] to local sockets, [`persister`] into
+//! history). [`app`] composes it all and is imported by nothing below it.
 
 pub mod app;
 pub mod auth;
@@ -9,14 +10,18 @@ pub mod cache;
 pub mod cluster;
 pub mod config;
 pub mod conversations;
+pub mod database;
 pub mod error;
 pub mod events;
 pub mod fanout;
 pub mod gateway;
+pub mod history;
 pub mod http;
+pub mod hub;
 pub mod log;
 pub mod membership;
 pub mod persister;
 pub mod send;
+pub mod sessions;
 pub mod snowflake;
 pub mod store;

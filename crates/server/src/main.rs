@@ -37,7 +37,8 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(chat_server::app::serve(config, shutdown_signal()))
+                .block_on(chat_server::app::serve(config, shutdown_signal()))?;
+            Ok(())
         }
     }
 }

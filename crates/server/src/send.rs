@@ -24,7 +24,7 @@ use crate::membership::Members;
 #[derive(Clone, Debug)]
 pub enum Sent {
     /// Appended now.
-    New(Message),
+    New(Arc<Message>),
     /// The same (sender, client_msg_id) was acknowledged before; nothing new exists.
     Replayed(SentMessage),
 }
@@ -48,12 +48,15 @@ impl Sent {
 pub struct SendService {
     pub members: Arc<Members>,
     pub log: Arc<dyn MessageLog>,
+    /// Idempotency: what each (sender, client_msg_id) became.
     pub keys: Arc<dyn SendKeys>,
     pub limits: Arc<dyn RateLimits>,
+    /// Each sender's share of the log.
     pub limit: Limit,
 }
 
 impl SendService {
+    #[tracing::instrument(name = "send", skip_all, fields(user = %sender, conversation = %conversation_id))]
     pub async fn send(
         &self,
         sender: UserId,
@@ -63,15 +66,10 @@ impl SendService {
     ) -> AppResult<Sent> {
         let started = Instant::now();
         check_body(&body)?;
-        if !self.members.contains(conversation_id, sender).await? {
-            return Err(AppError::NotFound("conversation"));
-        }
-        match self
-            .keys
-            .claim(sender, client_msg_id)
-            .await
-            .map_err(cache_down)?
-        {
+        self.members
+            .authorize_member(conversation_id, sender)
+            .await?;
+        match self.keys.claim(sender, client_msg_id).await? {
             Claim::New => {}
             Claim::Done(sent) => return Ok(Sent::Replayed(sent)),
             Claim::InFlight => {
@@ -100,7 +98,10 @@ impl SendService {
                     .record(started.elapsed().as_secs_f64());
             }
             Err(_) => {
-                let _ = self.keys.release(sender, client_msg_id).await;
+                if let Err(error) = self.keys.release(sender, client_msg_id).await {
+                    // The claim lapses by itself; until then a retry is told to wait.
+                    tracing::warn!(%error, "could not release a send key");
+                }
             }
         }
         outcome.map(Sent::New)
@@ -112,12 +113,11 @@ impl SendService {
         conversation_id: ConversationId,
         client_msg_id: Uuid,
         body: String,
-    ) -> AppResult<Message> {
+    ) -> AppResult<Arc<Message>> {
         if let Err(retry_after) = self
             .limits
             .acquire(&format!("send:{sender}"), self.limit)
-            .await
-            .map_err(cache_down)?
+            .await?
         {
             return Err(AppError::rate_limited(retry_after));
         }
@@ -127,10 +127,7 @@ impl SendService {
             client_msg_id,
             body,
         };
-        self.log.append(message).await.map_err(|error| {
-            tracing::warn!(%error, "send refused: the log did not accept it");
-            AppError::Unavailable("the message log")
-        })
+        Ok(self.log.append(message).await?)
     }
 }
 
@@ -150,11 +147,6 @@ pub fn check_body(body: &str) -> AppResult<()> {
         ));
     }
     Ok(())
-}
-
-fn cache_down(error: crate::cache::CacheError) -> AppError {
-    tracing::warn!(%error, "send refused: the cache is down");
-    AppError::Unavailable("the cache")
 }
 
 #[cfg(test)]

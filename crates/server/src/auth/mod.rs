@@ -1,7 +1,7 @@
 //! Authentication primitives (DESIGN.md §7): Argon2id password hashes, short-lived
 //! HS256 access tokens with the algorithm pinned, and opaque refresh tokens that are
 //! stored only as SHA-256 hashes. The HTTP endpoints that use them are in
-//! `http/auth.rs`; the refresh-token families live behind [`crate::store::Sessions`].
+//! `http/auth.rs`; the refresh-token families live behind [`crate::sessions::Sessions`].
 
 use std::time::Duration;
 
@@ -53,34 +53,45 @@ fn hashing_queue() -> &'static std::sync::mpsc::Sender<HashJob> {
     })
 }
 
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("the password-hashing threads have stopped")]
+    Stopped,
+    #[error("hashing a password: {0}")]
+    Hashing(String),
+    #[error("a stored password hash is unreadable: {0}")]
+    StoredHash(String),
+}
+
 async fn on_hashing_thread<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> anyhow::Result<T> {
+) -> Result<T, HashError> {
     let (answer, result) = tokio::sync::oneshot::channel();
     hashing_queue()
         .send(Box::new(move || {
             let _ = answer.send(work());
         }))
-        .map_err(|_| anyhow::anyhow!("the password-hashing threads have stopped"))?;
-    Ok(result.await?)
+        .map_err(|_| HashError::Stopped)?;
+    result.await.map_err(|_| HashError::Stopped)
 }
 
 /// Hashes a password with Argon2id and a random salt, off the async runtime.
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
+pub async fn hash_password(password: String) -> Result<String, HashError> {
     on_hashing_thread(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
-            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+            .map_err(|e| HashError::Hashing(e.to_string()))
     })
     .await?
 }
 
 /// Checks a password against a stored hash, off the async runtime.
-pub async fn verify_password(password: String, hash: String) -> anyhow::Result<bool> {
+pub async fn verify_password(password: String, hash: String) -> Result<bool, HashError> {
     on_hashing_thread(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        let parsed = PasswordHash::new(&hash).map_err(|e| HashError::StoredHash(e.to_string()))?;
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok())
@@ -145,18 +156,14 @@ impl Tokens {
         self.ttl
     }
 
-    pub fn issue(&self, user: UserId) -> anyhow::Result<String> {
+    pub fn issue(&self, user: UserId) -> Result<String, jsonwebtoken::errors::Error> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user.to_string(),
             iat: now,
             exp: now + self.ttl.as_secs(),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessGrant, InvalidToken> {
@@ -183,9 +190,18 @@ pub fn refresh_token_hash(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why the signing secret could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("reading or writing the secret file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the secret file is not base64: {0}")]
+    Encoding(#[from] base64::DecodeError),
+}
+
 /// Loads the signing secret from `data_dir/jwt_secret`, creating it (owner-only) on
 /// first start so tokens stay valid across restarts.
-pub fn load_or_create_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+pub fn load_or_create_secret(data_dir: &std::path::Path) -> Result<Vec<u8>, SecretError> {
     let path = data_dir.join("jwt_secret");
     match std::fs::read_to_string(&path) {
         Ok(existing) => Ok(URL_SAFE_NO_PAD.decode(existing.trim())?),

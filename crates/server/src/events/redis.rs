@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::Events;
-use crate::gateway::hub::Hub;
+use crate::hub::Hub;
 use crate::membership::Members;
 
 #[derive(Serialize, Deserialize)]

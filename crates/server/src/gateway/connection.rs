@@ -2,40 +2,39 @@
 //! reads frames and answers them, while a writer task drains the connection's bounded
 //! outbound queue (shared with the hub, which fans messages into it) and sends
 //! heartbeat pings. The connection ends on close, error, token expiry (4401), a
-//! flood (4429), an oversized frame (1009), falling behind (the hub kicks it) or
+//! flood (4429), an oversized frame (1009), falling behind (the hub kicks it, and so
+//! does a reply that finds the queue full), a dependency failing at connect (1013) or
 //! server shutdown (1001).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
-use chat_protocol::ErrorCode;
+use chat_protocol::http::{Message, User};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
-use chat_protocol::{ConversationId, MAX_FRAME_BYTES, MessageId, UserId, close};
+use chat_protocol::{ConversationId, ErrorCode, MAX_FRAME_BYTES, MessageId, UserId, close};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 use uuid::Uuid;
 
-use super::Admission;
-use super::hub::Outbound;
-use crate::app::ApiContext;
+use super::{Admission, GatewayState};
 use crate::auth::AccessGrant;
 use crate::error::AppError;
-use crate::events::{encode, encode_message};
-use crate::persister::caught_up;
+use crate::history::{ReplaySink, Replayed};
+use crate::hub::{Outbound, encode, encode_message};
 use crate::send::Sent;
-use crate::snowflake::{first_id_at, unix_ms_of};
 
-const SYNC_PAGE: u32 = 500;
-/// How long a reply may wait for room in the connection's own queue (sync replays).
+/// How long a replayed frame may wait for room in the connection's own queue.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Sink = SplitSink<WebSocket, WsMessage>;
 type Stream = SplitStream<WebSocket>;
+type Close = (u16, &'static str);
 
-pub async fn run(ctx: ApiContext, socket: WebSocket, admission: Admission) {
+pub async fn run(gateway: GatewayState, socket: WebSocket, admission: Admission) {
     let (mut sink, mut stream) = socket.split();
     let grant = match admission {
         Admission::ForeignOrigin => {
@@ -50,44 +49,91 @@ pub async fn run(ctx: ApiContext, socket: WebSocket, admission: Admission) {
             .await;
         }
         Admission::Authenticated(grant) => grant,
-        Admission::AwaitAuth => match authenticate(&ctx, &mut stream).await {
+        Admission::AwaitAuth => match authenticate(&gateway, &mut stream).await {
             Ok(grant) => grant,
             Err((code, reason)) => return close_now(&mut sink, code, reason).await,
         },
     };
-    let Ok(Some(user)) = ctx.directory.user(grant.user).await else {
-        return close_now(&mut sink, close::UNAUTHENTICATED, "unknown user").await;
+    let user = match load_user(&gateway, grant.user).await {
+        Ok(user) => user,
+        Err((code, reason)) => return close_now(&mut sink, code, reason).await,
     };
+    let span =
+        tracing::info_span!("connection", user = %grant.user, connection = tracing::field::Empty);
+    serve(gateway, sink, stream, grant, user)
+        .instrument(span)
+        .await;
+}
 
+/// The authenticated user's profile; a dependency that fails here is not the
+/// client's fault, so it is told to come back (1013), not that it is unauthenticated.
+async fn load_user(gateway: &GatewayState, id: UserId) -> Result<User, Close> {
+    match gateway.users.user(id).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err((close::UNAUTHENTICATED, "unknown user")),
+        Err(error) => {
+            tracing::warn!(%error, "cannot load the user at connect");
+            Err((close::TRY_AGAIN_LATER, "the directory is unavailable"))
+        }
+    }
+}
+
+/// Registers the connection, answers its frames until it ends, then closes it.
+async fn serve(
+    gateway: GatewayState,
+    sink: Sink,
+    mut stream: Stream,
+    grant: AccessGrant,
+    user: User,
+) {
     // Count the connection before `ready`: once the client sees `ready`, closing
     // another of its connections must not make it look offline.
-    let contacts = ctx.directory.contacts(grant.user).await.unwrap_or_default();
-    let came_online = ctx.presence.connected(grant.user).await.unwrap_or(false);
+    let contacts = gateway.contacts(grant.user).await;
+    let came_online = gateway
+        .presence
+        .connected(grant.user)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "presence unavailable at connect");
+            false
+        });
 
-    let (queue, outbound) = mpsc::channel(ctx.config.outbound_queue);
+    let (queue, outbound) = mpsc::channel(gateway.settings.outbound_queue);
     let kick = Arc::new(Notify::new());
     let ready = ServerFrame::Ready {
         user,
-        heartbeat_ms: ctx.config.heartbeat_ms,
+        heartbeat_ms: gateway.settings.heartbeat_ms,
     };
     let _ = queue.try_send(encode(&ready));
-    let id = ctx.hub.register(grant.user, queue.clone(), kick.clone());
+    let id = gateway
+        .hub
+        .register(grant.user, queue.clone(), kick.clone());
+    tracing::Span::current().record("connection", id);
     let (closer, close_rx) = oneshot::channel();
-    let heartbeat = Duration::from_millis(u64::from(ctx.config.heartbeat_ms));
-    let writer = tokio::spawn(write_frames(sink, outbound, close_rx, heartbeat));
+    let heartbeat = Duration::from_millis(u64::from(gateway.settings.heartbeat_ms));
+    let mut writer =
+        tokio::spawn(write_frames(sink, outbound, close_rx, heartbeat).in_current_span());
 
     let mut connection = Connection {
-        ctx: ctx.clone(),
+        gateway: gateway.clone(),
         user: grant.user,
         queue,
+        kick: kick.clone(),
     };
     connection.announce_presence(&contacts, came_online).await;
     let (code, reason) = connection.read_frames(&mut stream, &kick, grant).await;
+    tracing::debug!(code, reason, "closing");
 
     connection.went_offline().await;
     let _ = closer.send((code, reason));
     drop(connection);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        // A client that reads nothing holds the writer on a full socket: drop it.
+        writer.abort();
+    }
     // Read on until the client answers the close (or a second passes): dropping a
     // socket with unread frames in it resets the connection, and a flooding client
     // would then never see its close code.
@@ -97,15 +143,26 @@ pub async fn run(ctx: ApiContext, socket: WebSocket, admission: Admission) {
     .await;
     // Only now, with the close frame sent, does the connection stop counting: shutdown
     // waits for the count to reach zero before the runtime (and this task) is dropped.
-    ctx.hub.unregister(grant.user, id);
+    gateway.hub.unregister(grant.user, id);
+}
+
+impl GatewayState {
+    /// Everyone who shares a conversation with `user`; empty (and logged) when the
+    /// directory cannot say, so presence is late rather than the connection refused.
+    async fn contacts(&self, user: UserId) -> Vec<UserId> {
+        self.conversations
+            .contacts(user)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "contacts unavailable; presence is not exchanged");
+                Vec::new()
+            })
+    }
 }
 
 /// Waits for the first frame, which must be a valid `auth`.
-async fn authenticate(
-    ctx: &ApiContext,
-    stream: &mut Stream,
-) -> Result<AccessGrant, (u16, &'static str)> {
-    let deadline = tokio::time::Instant::now() + ctx.config.auth_timeout();
+async fn authenticate(gateway: &GatewayState, stream: &mut Stream) -> Result<AccessGrant, Close> {
+    let deadline = tokio::time::Instant::now() + gateway.settings.auth_timeout;
     loop {
         let frame = tokio::time::timeout_at(deadline, stream.next())
             .await
@@ -113,7 +170,7 @@ async fn authenticate(
         match frame {
             Some(Ok(WsMessage::Text(text))) => {
                 return match serde_json::from_str::<ClientFrame>(&text) {
-                    Ok(ClientFrame::Auth { token }) => ctx
+                    Ok(ClientFrame::Auth { token }) => gateway
                         .tokens
                         .verify(&token)
                         .map_err(|_| (close::UNAUTHENTICATED, "invalid or expired token")),
@@ -144,7 +201,7 @@ async fn close_now(sink: &mut Sink, code: u16, reason: &'static str) {
 async fn write_frames(
     mut sink: Sink,
     mut outbound: mpsc::Receiver<Outbound>,
-    mut close_rx: oneshot::Receiver<(u16, &'static str)>,
+    mut close_rx: oneshot::Receiver<Close>,
     heartbeat: Duration,
 ) {
     let mut pings = tokio::time::interval(heartbeat);
@@ -164,12 +221,7 @@ async fn write_frames(
                     return;
                 }
                 // Batch whatever else is queued into one flush.
-                while let Ok(frame) = outbound.try_recv() {
-                    if sink.feed(WsMessage::Text(frame)).await.is_err() {
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() {
+                if !feed_queued(&mut sink, &mut outbound).await || sink.flush().await.is_err() {
                     return;
                 }
             }
@@ -180,10 +232,8 @@ async fn write_frames(
             }
             reason = &mut close_rx => {
                 // Frames already queued (an ack, `synced`) go out before the close.
-                while let Ok(frame) = outbound.try_recv() {
-                    if sink.feed(WsMessage::Text(frame)).await.is_err() {
-                        return;
-                    }
+                if !feed_queued(&mut sink, &mut outbound).await {
+                    return;
                 }
                 if let Ok((code, reason)) = reason {
                     close_now(&mut sink, code, reason).await;
@@ -192,6 +242,16 @@ async fn write_frames(
             }
         }
     }
+}
+
+/// Feeds every frame already queued into the sink; false if the socket failed.
+async fn feed_queued(sink: &mut Sink, outbound: &mut mpsc::Receiver<Outbound>) -> bool {
+    while let Ok(frame) = outbound.try_recv() {
+        if sink.feed(WsMessage::Text(frame)).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// A per-connection token bucket for frames of any kind.
@@ -220,9 +280,12 @@ impl FrameBudget {
 
 #[derive(Clone)]
 struct Connection {
-    ctx: ApiContext,
+    gateway: GatewayState,
     user: UserId,
+    /// This connection's outbound queue (the hub holds another sender of it).
     queue: mpsc::Sender<Outbound>,
+    /// Ends the connection when its queue is full: the client is not reading.
+    kick: Arc<Notify>,
 }
 
 impl Connection {
@@ -232,13 +295,14 @@ impl Connection {
         stream: &mut Stream,
         kick: &Notify,
         grant: AccessGrant,
-    ) -> (u16, &'static str) {
-        let mut shutdown = self.ctx.shutdown.clone();
+    ) -> Close {
+        let mut shutdown = self.gateway.shutdown.clone();
+        let settings = &self.gateway.settings;
         let mut budget = FrameBudget {
-            tokens: self.ctx.config.frame_burst,
+            tokens: settings.frame_burst,
             updated: Instant::now(),
-            rate_per_sec: self.ctx.config.frames_per_sec,
-            burst: self.ctx.config.frame_burst,
+            rate_per_sec: settings.frames_per_sec,
+            burst: settings.frame_burst,
         };
         let now_unix = jsonwebtoken::get_current_timestamp();
         let expiry = tokio::time::sleep(Duration::from_secs(
@@ -309,19 +373,7 @@ impl Connection {
                 conversation_id,
                 message_id,
             } => self.read(conversation_id, message_id).await,
-            ClientFrame::Sync { since } => {
-                while syncs.try_join_next().is_some() {}
-                if syncs.is_empty() {
-                    let connection = self.clone();
-                    syncs.spawn(async move { connection.sync(since).await });
-                } else {
-                    self.error(
-                        ErrorCode::SyncInProgress,
-                        "a sync is already running on this connection; wait for its synced",
-                        None,
-                    );
-                }
-            }
+            ClientFrame::Sync { since } => self.start_sync(since, syncs),
             ClientFrame::Ping => self.reply(&ServerFrame::Pong),
             ClientFrame::Auth { .. } => self.error(
                 ErrorCode::AlreadyAuthenticated,
@@ -333,7 +385,7 @@ impl Connection {
 
     async fn send(&mut self, conversation_id: ConversationId, client_msg_id: Uuid, body: String) {
         match self
-            .ctx
+            .gateway
             .sender
             .send(self.user, conversation_id, client_msg_id, body)
             .await
@@ -344,10 +396,14 @@ impl Connection {
     }
 
     async fn typing(&mut self, conversation_id: ConversationId) {
-        let members = match self.ctx.members.of(conversation_id).await {
-            Ok(members) if members.contains(&self.user) => members,
-            Ok(_) => return self.refuse(&AppError::NotFound("conversation"), None),
-            Err(e) => return self.refuse(&e.into(), None),
+        let members = match self
+            .gateway
+            .members
+            .authorize_member(conversation_id, self.user)
+            .await
+        {
+            Ok(members) => members,
+            Err(error) => return self.refuse(&error, None),
         };
         let others: Vec<UserId> = members
             .iter()
@@ -358,7 +414,7 @@ impl Connection {
             conversation_id,
             user_id: self.user,
         };
-        self.ctx.events.publish(&others, encode(&frame)).await;
+        self.gateway.events.publish(&others, encode(&frame)).await;
     }
 
     async fn read(&mut self, conversation_id: ConversationId, message_id: MessageId) {
@@ -369,7 +425,7 @@ impl Connection {
                     user_id: self.user,
                     message_id,
                 };
-                self.ctx.events.publish(&members, encode(&frame)).await;
+                self.gateway.events.publish(&members, encode(&frame)).await;
             }
             Ok(None) => {}
             Err(error) => self.refuse(&error, None),
@@ -382,92 +438,57 @@ impl Connection {
         conversation_id: ConversationId,
         message_id: MessageId,
     ) -> Result<Option<Arc<[UserId]>>, AppError> {
-        let members = self.ctx.members.of(conversation_id).await?;
-        if !members.contains(&self.user) {
-            return Err(AppError::NotFound("conversation"));
-        }
-        let mut message = self.ctx.history.message(message_id).await?;
-        if message.is_none() {
-            // It may be acknowledged but not yet in history.
-            caught_up(self.ctx.log.as_ref(), Duration::from_secs(2)).await;
-            message = self.ctx.history.message(message_id).await?;
-        }
-        if message.is_none_or(|m| m.conversation_id != conversation_id) {
+        let members = self
+            .gateway
+            .members
+            .authorize_member(conversation_id, self.user)
+            .await?;
+        if !self
+            .gateway
+            .history
+            .is_message_of(conversation_id, message_id)
+            .await?
+        {
             return Err(AppError::NotFound("message"));
         }
         let moved = self
-            .ctx
-            .directory
+            .gateway
+            .read_markers
             .mark_read(conversation_id, self.user, message_id)
             .await?;
         Ok(moved.then_some(members))
     }
 
-    /// Replays every message after `since` in the user's conversations, in id order.
+    fn start_sync(&self, since: Option<MessageId>, syncs: &mut JoinSet<()>) {
+        while syncs.try_join_next().is_some() {}
+        if !syncs.is_empty() {
+            return self.error(
+                ErrorCode::SyncInProgress,
+                "a sync is already running on this connection; wait for its synced",
+                None,
+            );
+        }
+        let connection = self.clone();
+        syncs.spawn(async move { connection.sync(since).await }.in_current_span());
+    }
+
+    /// Replays every message after `since` in the user's conversations, in id order,
+    /// then `synced`.
     async fn sync(&self, since: Option<MessageId>) {
         let Some(since) = since else {
             return self.reply(&ServerFrame::Synced { until: None });
         };
-        // History must hold everything acknowledged so far before it is replayed.
-        if !caught_up(self.ctx.log.as_ref(), Duration::from_secs(5)).await {
-            return self.refuse(&AppError::Unavailable("message history"), None);
+        let mut sink = QueueSink(self.queue.clone());
+        match self
+            .gateway
+            .history
+            .replay(self.user, since, &mut sink)
+            .await
+        {
+            Ok(Replayed::Until(until)) => self.reply(&ServerFrame::Synced { until: Some(until) }),
+            Ok(Replayed::Abandoned) => {}
+            Err(error) => self.refuse(&error, None),
         }
-        let conversations = match self.ctx.directory.conversations_of(self.user).await {
-            Ok(conversations) => conversations,
-            Err(e) => return self.refuse(&e.into(), None),
-        };
-        // When the log can hold messages out of id order (several nodes appending),
-        // also replay the late ones at or before `since` that this node saw, so none
-        // is skipped; a node that just started replays the whole reorder window
-        // instead. The client drops what it already has by id.
-        let window_ms = self.ctx.log.reorder_window().as_millis() as i64;
-        let mut cursor = since;
-        if window_ms > 0 {
-            match self.ctx.late.at_or_before(since) {
-                Some(mut late) => {
-                    late.retain(|m| conversations.contains(&m.conversation_id));
-                    late.sort_by_key(|m| m.id);
-                    for message in late {
-                        let frame = encode_message(&message);
-                        if tokio::time::timeout(REPLY_TIMEOUT, self.queue.send(frame))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-                None => cursor = first_id_at(unix_ms_of(since) - window_ms).min(since),
-            }
-        }
-        loop {
-            let page = match self
-                .ctx
-                .history
-                .since(&conversations, cursor, SYNC_PAGE)
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => return self.refuse(&e.into(), None),
-            };
-            let full = page.len() == SYNC_PAGE as usize;
-            for message in page {
-                cursor = message.id;
-                let frame = encode_message(&message);
-                if tokio::time::timeout(REPLY_TIMEOUT, self.queue.send(frame))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        self.reply(&ServerFrame::Synced {
-            until: Some(cursor.max(since)),
-        });
     }
 
     /// Tells the contacts this user came online (if this is their first connection)
@@ -478,34 +499,44 @@ impl Connection {
                 user_id: self.user,
                 online: true,
             };
-            self.ctx.events.publish(contacts, encode(&frame)).await;
+            self.gateway.events.publish(contacts, encode(&frame)).await;
         }
-        if let Ok(online) = self.ctx.presence.online(contacts).await {
-            for user_id in online {
-                self.reply(&ServerFrame::Presence {
-                    user_id,
-                    online: true,
-                });
+        match self.gateway.presence.online(contacts).await {
+            Ok(online) => {
+                for user_id in online {
+                    self.reply(&ServerFrame::Presence {
+                        user_id,
+                        online: true,
+                    });
+                }
             }
+            Err(error) => tracing::warn!(%error, "presence unavailable; contacts shown offline"),
         }
     }
 
     async fn went_offline(&mut self) {
-        if let Ok(true) = self.ctx.presence.disconnected(self.user).await
-            && let Ok(contacts) = self.ctx.directory.contacts(self.user).await
-        {
-            let frame = ServerFrame::Presence {
-                user_id: self.user,
-                online: false,
-            };
-            self.ctx.events.publish(&contacts, encode(&frame)).await;
+        match self.gateway.presence.disconnected(self.user).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(%error, "presence unavailable at disconnect");
+                return;
+            }
         }
+        let contacts = self.gateway.contacts(self.user).await;
+        let frame = ServerFrame::Presence {
+            user_id: self.user,
+            online: false,
+        };
+        self.gateway.events.publish(&contacts, encode(&frame)).await;
     }
 
-    /// Queues a frame for this connection; a full queue means the client is not
-    /// reading, and the hub's kick will end the connection.
+    /// Queues a frame for this connection. A full queue means the client is not
+    /// reading: it is kicked, as the hub kicks it for a delivery.
     fn reply(&self, frame: &ServerFrame) {
-        let _ = self.queue.try_send(encode(frame));
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(encode(frame)) {
+            self.kick.notify_one();
+        }
     }
 
     fn error(&self, code: ErrorCode, message: &str, client_msg_id: Option<Uuid>) {
@@ -518,9 +549,24 @@ impl Connection {
 
     fn refuse(&self, error: &AppError, client_msg_id: Option<Uuid>) {
         if let AppError::Internal(e) = error {
-            tracing::error!(error = format!("{e:#}"), "frame failed");
+            tracing::error!(error = %e, "frame failed");
         }
         self.error(error.code(), &error.to_string(), client_msg_id);
+    }
+}
+
+/// A replay into the connection's own queue: it waits for room (a replay may be
+/// larger than the queue), but not forever.
+struct QueueSink(mpsc::Sender<Outbound>);
+
+#[async_trait::async_trait]
+impl ReplaySink for QueueSink {
+    async fn deliver(&mut self, message: &Message) -> bool {
+        let frame = encode_message(message);
+        matches!(
+            tokio::time::timeout(REPLY_TIMEOUT, self.0.send(frame)).await,
+            Ok(Ok(()))
+        )
     }
 }
 

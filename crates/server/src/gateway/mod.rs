@@ -3,7 +3,9 @@
 //! after the upgrade is one task per connection ([`connection`]).
 
 pub mod connection;
-pub mod hub;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
@@ -11,13 +13,55 @@ use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 use axum::response::Response;
 use chat_protocol::MAX_FRAME_BYTES;
+use tokio::sync::watch;
 
-use crate::app::ApiContext;
-use crate::auth::AccessGrant;
+use crate::auth::{AccessGrant, Tokens};
+use crate::cache::Presence;
+use crate::events::Events;
+use crate::history::HistoryService;
+use crate::hub::Hub;
+use crate::membership::Members;
+use crate::send::SendService;
+use crate::store::{Conversations, ReadMarkers, Users};
 
 /// Frames up to this size are read whole so an oversized one can be refused with a
 /// proper 1009 close; anything larger breaks the connection at the protocol level.
 pub const READ_CEILING_BYTES: usize = 4 * MAX_FRAME_BYTES;
+
+/// How connections behave, from the configuration.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    /// Origins allowed to open a socket; empty: only the server's own.
+    pub allowed_origins: Vec<String>,
+    pub auth_timeout: Duration,
+    pub heartbeat_ms: u32,
+    /// Frames queued per connection before it counts as a slow reader.
+    pub outbound_queue: usize,
+    pub frames_per_sec: f64,
+    pub frame_burst: f64,
+}
+
+/// What a connection uses: the ports and services it answers frames with.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub settings: Arc<GatewaySettings>,
+    pub tokens: Arc<Tokens>,
+    /// The user's profile for `ready`.
+    pub users: Arc<dyn Users>,
+    /// Contacts, for presence.
+    pub conversations: Arc<dyn Conversations>,
+    pub read_markers: Arc<dyn ReadMarkers>,
+    pub members: Arc<Members>,
+    pub sender: Arc<SendService>,
+    pub history: Arc<HistoryService>,
+    pub presence: Arc<dyn Presence>,
+    /// Typing, receipts and presence to other users, on every node.
+    pub events: Arc<dyn Events>,
+    /// This node's connections; each registers here to receive its frames.
+    pub hub: Arc<Hub>,
+    /// Turns true when the server starts shutting down (close with 1001).
+    pub shutdown: watch::Receiver<bool>,
+}
 
 /// What the upgrade request already settled.
 pub enum Admission {
@@ -32,18 +76,18 @@ pub enum Admission {
 }
 
 pub async fn upgrade(
-    State(ctx): State<ApiContext>,
+    State(gateway): State<GatewayState>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let admission = if !origin_allowed(&ctx, &headers) {
+    let admission = if !origin_allowed(&gateway.settings.allowed_origins, &headers) {
         Admission::ForeignOrigin
     } else if let Some(token) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        match ctx.tokens.verify(token.trim()) {
+        match gateway.tokens.verify(token.trim()) {
             Ok(grant) => Admission::Authenticated(grant),
             Err(_) => Admission::BadToken,
         }
@@ -56,20 +100,18 @@ pub async fn upgrade(
         .write_buffer_size(8 * 1024)
         .max_message_size(READ_CEILING_BYTES)
         .max_frame_size(READ_CEILING_BYTES)
-        .on_upgrade(move |socket| connection::run(ctx, socket, admission))
+        .on_upgrade(move |socket| connection::run(gateway, socket, admission))
 }
 
 /// Browsers always send `Origin` on a WebSocket upgrade; other clients may omit it.
 /// Allowed: the configured origins, or, when none are configured, the server's own.
-fn origin_allowed(ctx: &ApiContext, headers: &HeaderMap) -> bool {
+fn origin_allowed(allowed_origins: &[String], headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
     let origin = origin.trim_end_matches('/');
-    if !ctx.config.allowed_origins.is_empty() {
-        return ctx
-            .config
-            .allowed_origins
+    if !allowed_origins.is_empty() {
+        return allowed_origins
             .iter()
             .any(|allowed| allowed.trim_end_matches('/') == origin);
     }

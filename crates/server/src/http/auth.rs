@@ -3,6 +3,7 @@
 //! `HttpOnly; SameSite=Strict` cookie scoped to `/api/v1/auth`. Refresh and logout
 //! require the custom CSRF header, which a cross-site form cannot send.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -15,23 +16,45 @@ use chat_protocol::{CSRF_HEADER, REFRESH_COOKIE};
 use chrono::Utc;
 
 use super::{ClientAddr, Json};
-use crate::app::ApiContext;
 use crate::auth::{
-    dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password,
+    Tokens, dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password,
 };
-use crate::cache::Limit;
+use crate::cache::{Limit, RateLimits};
 use crate::error::{AppError, AppResult};
-use crate::store::{CreateUserError, RotateError};
+use crate::sessions::{SessionError, Sessions};
+use crate::store::{CreateUserError, Users};
 
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 const COOKIE_PATH: &str = "/api/v1/auth";
+
+/// How sign-up, login and sessions behave, from the configuration.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// Mark the refresh cookie `Secure`.
+    pub cookie_secure: bool,
+    pub refresh_token_ttl_secs: u64,
+    pub login_failures_per_account: u32,
+    pub login_failures_per_address: u32,
+    pub signups_per_minute: u32,
+}
+
+/// What the auth endpoints (and `/me`, user search) use.
+#[derive(Clone)]
+pub struct AuthState {
+    pub settings: Arc<AuthSettings>,
+    pub users: Arc<dyn Users>,
+    pub sessions: Arc<dyn Sessions>,
+    pub tokens: Arc<Tokens>,
+    /// Sign-up and failed-login throttles.
+    pub limits: Arc<dyn RateLimits>,
+}
 
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = AuthResponse, description = "signed up; sets the refresh cookie"),
               (status = 400, body = chat_protocol::http::ErrorBody), (status = 409, body = chat_protocol::http::ErrorBody),
               (status = 429, body = chat_protocol::http::ErrorBody)))]
 pub async fn signup(
-    State(ctx): State<ApiContext>,
+    State(auth): State<AuthState>,
     ClientAddr(addr): ClientAddr,
     jar: CookieJar,
     Json(request): Json<SignupRequest>,
@@ -39,12 +62,11 @@ pub async fn signup(
     let username = check_username(&request.username)?;
     check_password(&request.password)?;
     let display_name = check_display_name(request.display_name.as_deref().unwrap_or(&username))?;
-    let limit = Limit::per_window(ctx.config.signups_per_minute, Duration::from_secs(60));
-    if let Err(retry_after) = ctx
+    let limit = Limit::per_window(auth.settings.signups_per_minute, Duration::from_secs(60));
+    if let Err(retry_after) = auth
         .limits
         .acquire(&format!("signup:{addr}"), limit)
-        .await
-        .map_err(cache_down)?
+        .await?
     {
         return Err(AppError::RateLimited {
             code: ErrorCode::RateLimited,
@@ -53,8 +75,8 @@ pub async fn signup(
         });
     }
     let hash = hash_password(request.password).await?;
-    let user = match ctx
-        .directory
+    let user = match auth
+        .users
         .create_user(&username, &display_name, &hash)
         .await
     {
@@ -65,10 +87,10 @@ pub async fn signup(
                 message: format!("the username `{username}` is taken"),
             });
         }
-        Err(CreateUserError::Store(e)) => return Err(e.into()),
+        Err(CreateUserError::Store(error)) => return Err(error.into()),
     };
     tracing::info!(user = %user.id, "signed up");
-    let (jar, body) = start_session(&ctx, jar, user).await?;
+    let (jar, body) = start_session(&auth, jar, user).await?;
     Ok((StatusCode::CREATED, jar, Json(body)))
 }
 
@@ -77,7 +99,7 @@ pub async fn signup(
               (status = 401, body = chat_protocol::http::ErrorBody),
               (status = 429, body = chat_protocol::http::ErrorBody, description = "too many failed attempts")))]
 pub async fn login(
-    State(ctx): State<ApiContext>,
+    State(auth): State<AuthState>,
     ClientAddr(addr): ClientAddr,
     jar: CookieJar,
     Json(request): Json<LoginRequest>,
@@ -85,10 +107,10 @@ pub async fn login(
     let username = request.username.trim().to_lowercase();
     let account_key = format!("login:user:{username}");
     let address_key = format!("login:addr:{addr}");
-    let account_limit = Limit::per_window(ctx.config.login_failures_per_account, LOGIN_WINDOW);
-    let address_limit = Limit::per_window(ctx.config.login_failures_per_address, LOGIN_WINDOW);
+    let account_limit = Limit::per_window(auth.settings.login_failures_per_account, LOGIN_WINDOW);
+    let address_limit = Limit::per_window(auth.settings.login_failures_per_address, LOGIN_WINDOW);
     for (key, limit) in [(&account_key, account_limit), (&address_key, address_limit)] {
-        if let Some(retry_after) = ctx.limits.exhausted(key, limit).await.map_err(cache_down)? {
+        if let Some(retry_after) = auth.limits.exhausted(key, limit).await? {
             return Err(AppError::RateLimited {
                 code: ErrorCode::TooManyAttempts,
                 message: "too many failed logins; wait before trying again".into(),
@@ -96,19 +118,22 @@ pub async fn login(
             });
         }
     }
-    let credentials = ctx.directory.credentials(&username).await?;
+    let credentials = auth.users.credentials(&username).await?;
     let hash = match &credentials {
         Some(c) => c.password_hash.clone(),
         None => dummy_hash().await.to_owned(),
     };
     let valid = verify_password(request.password, hash).await? && credentials.is_some();
     let Some(credentials) = credentials.filter(|_| valid) else {
-        let _ = ctx.limits.acquire(&account_key, account_limit).await;
-        let _ = ctx.limits.acquire(&address_key, address_limit).await;
+        for (key, limit) in [(&account_key, account_limit), (&address_key, address_limit)] {
+            if let Err(error) = auth.limits.acquire(key, limit).await {
+                tracing::warn!(%error, "a failed login was not counted: the cache is down");
+            }
+        }
         tracing::info!(%addr, "failed login");
         return Err(AppError::InvalidCredentials);
     };
-    let (jar, body) = start_session(&ctx, jar, credentials.user).await?;
+    let (jar, body) = start_session(&auth, jar, credentials.user).await?;
     Ok((jar, Json(body)))
 }
 
@@ -117,7 +142,7 @@ pub async fn login(
     responses((status = 200, body = RefreshResponse, description = "a new access token; the cookie is rotated"),
               (status = 401, body = chat_protocol::http::ErrorBody), (status = 403, body = chat_protocol::http::ErrorBody)))]
 pub async fn refresh(
-    State(ctx): State<ApiContext>,
+    State(auth): State<AuthState>,
     headers: HeaderMap,
     jar: CookieJar,
 ) -> AppResult<impl IntoResponse> {
@@ -127,30 +152,25 @@ pub async fn refresh(
         .map(|c| c.value().to_owned())
         .ok_or(AppError::InvalidRefreshToken)?;
     let token = new_refresh_token();
-    let expires_at = Utc::now() + refresh_ttl(&ctx);
-    let user = match ctx
+    let expires_at = Utc::now() + refresh_ttl(&auth.settings);
+    let rotated = auth
         .sessions
         .rotate(
             &refresh_token_hash(&presented),
             &refresh_token_hash(&token),
             expires_at,
         )
-        .await
-    {
-        Ok(user) => user,
-        Err(RotateError::Reused) => {
-            tracing::warn!("a rotated refresh token was presented again; its family is revoked");
-            return Err(AppError::InvalidRefreshToken);
-        }
-        Err(RotateError::Invalid) => return Err(AppError::InvalidRefreshToken),
-        Err(RotateError::Store(e)) => return Err(e.into()),
-    };
-    let access_token = ctx.tokens.issue(user)?;
+        .await;
+    if let Err(SessionError::Reused) = &rotated {
+        tracing::warn!("a rotated refresh token was presented again; its family is revoked");
+    }
+    let user = rotated?;
+    let access_token = auth.tokens.issue(user)?;
     let body = RefreshResponse {
         access_token,
-        expires_in: ctx.tokens.ttl().as_secs() as u32,
+        expires_in: auth.tokens.ttl().as_secs() as u32,
     };
-    Ok((jar.add(refresh_cookie(&ctx, token)), Json(body)))
+    Ok((jar.add(refresh_cookie(&auth.settings, token)), Json(body)))
 }
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
@@ -158,58 +178,58 @@ pub async fn refresh(
     responses((status = 204, description = "the session's token family is revoked and the cookie cleared"),
               (status = 403, body = chat_protocol::http::ErrorBody)))]
 pub async fn logout(
-    State(ctx): State<ApiContext>,
+    State(auth): State<AuthState>,
     headers: HeaderMap,
     jar: CookieJar,
 ) -> AppResult<impl IntoResponse> {
     require_csrf_header(&headers)?;
     if let Some(cookie) = jar.get(REFRESH_COOKIE) {
-        ctx.sessions
+        auth.sessions
             .revoke_family(&refresh_token_hash(cookie.value()))
             .await?;
     }
     let removal = Cookie::build((REFRESH_COOKIE, ""))
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(ctx.config.cookie_secure)
+        .secure(auth.settings.cookie_secure)
         .path(COOKIE_PATH)
         .build();
     Ok((StatusCode::NO_CONTENT, jar.remove(removal)))
 }
 
 async fn start_session(
-    ctx: &ApiContext,
+    auth: &AuthState,
     jar: CookieJar,
     user: User,
 ) -> AppResult<(CookieJar, AuthResponse)> {
     let token = new_refresh_token();
-    ctx.sessions
+    auth.sessions
         .start(
             user.id,
             &refresh_token_hash(&token),
-            Utc::now() + refresh_ttl(ctx),
+            Utc::now() + refresh_ttl(&auth.settings),
         )
         .await?;
-    let access_token = ctx.tokens.issue(user.id)?;
+    let access_token = auth.tokens.issue(user.id)?;
     let body = AuthResponse {
         user,
         access_token,
-        expires_in: ctx.tokens.ttl().as_secs() as u32,
+        expires_in: auth.tokens.ttl().as_secs() as u32,
     };
-    Ok((jar.add(refresh_cookie(ctx, token)), body))
+    Ok((jar.add(refresh_cookie(&auth.settings, token)), body))
 }
 
-fn refresh_ttl(ctx: &ApiContext) -> chrono::Duration {
-    chrono::Duration::seconds(ctx.config.refresh_token_ttl_secs as i64)
+fn refresh_ttl(settings: &AuthSettings) -> chrono::Duration {
+    chrono::Duration::seconds(settings.refresh_token_ttl_secs as i64)
 }
 
-fn refresh_cookie(ctx: &ApiContext, token: String) -> Cookie<'static> {
+fn refresh_cookie(settings: &AuthSettings, token: String) -> Cookie<'static> {
     Cookie::build((REFRESH_COOKIE, token))
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(ctx.config.cookie_secure)
+        .secure(settings.cookie_secure)
         .path(COOKIE_PATH)
-        .max_age(time_duration(ctx.config.refresh_token_ttl_secs))
+        .max_age(time_duration(settings.refresh_token_ttl_secs))
         .build()
 }
 
@@ -222,11 +242,6 @@ fn require_csrf_header(headers: &HeaderMap) -> AppResult<()> {
         Some(value) if !value.is_empty() => Ok(()),
         _ => Err(AppError::CsrfHeaderMissing),
     }
-}
-
-fn cache_down(error: crate::cache::CacheError) -> AppError {
-    tracing::warn!(%error, "auth refused: the cache is down");
-    AppError::Unavailable("the cache")
 }
 
 /// 3 to 32 characters of `a-z`, `0-9` and `_`, compared case-insensitively.

@@ -9,24 +9,68 @@ pub mod users;
 pub mod web;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, FromRequest, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{Request, StatusCode};
 use axum::routing::{delete, get, post};
-use chat_protocol::ErrorCode;
-use chat_protocol::UserId;
+use chat_protocol::{ErrorCode, UserId};
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
-use crate::app::ApiContext;
+use crate::auth::Tokens;
+use crate::conversations::ConversationService;
 use crate::error::AppError;
+use crate::gateway::{self, GatewayState};
 
 /// The largest JSON body accepted (a 4,000-character message is at most 16 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn api_routes() -> Router<ApiContext> {
+/// The router's state: one small state per area. Each handler takes only the part
+/// it uses (`State<AuthState>`, `State<Arc<ConversationService>>`, …), through
+/// axum's `FromRef`, so its signature says what it touches.
+#[derive(Clone, FromRef)]
+pub struct HttpState {
+    pub auth: auth::AuthState,
+    pub conversations: Arc<ConversationService>,
+    pub messages: conversations::MessagesState,
+    pub gateway: GatewayState,
+    pub ops: ops::OpsState,
+    pub web: web::WebDir,
+    /// Checks the bearer token of every authenticated request ([`AuthUser`]).
+    pub tokens: Arc<Tokens>,
+    pub client_addresses: ClientAddresses,
+}
+
+/// Every route of the server: the API under `/api/v1`, the operations endpoints at
+/// the root too (probes and scrapers look there; without them the web client's
+/// fallback would answer with 200 and an HTML page), and the web client.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .nest("/api/v1", api_routes())
+        .route("/openapi.json", get(ops::openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(web::serve)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
+}
+
+/// One span per request, named for what it asked.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
+
+fn api_routes() -> Router<HttpState> {
     Router::new()
         .route("/auth/signup", post(auth::signup))
         .route("/auth/login", post(auth::login))
@@ -55,7 +99,7 @@ pub fn api_routes() -> Router<ApiContext> {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .route("/ws", get(crate::gateway::upgrade))
+        .route("/ws", get(gateway::upgrade))
 }
 
 #[derive(OpenApi)]
@@ -136,13 +180,16 @@ impl From<PathRejection> for AppError {
 /// The caller, from a valid `Authorization: Bearer` access token.
 pub struct AuthUser(pub UserId);
 
-impl FromRequestParts<ApiContext> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<Tokens>: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         let token = bearer_token(parts).ok_or(AppError::Unauthenticated)?;
-        let grant = ctx
-            .tokens
+        let grant = Arc::<Tokens>::from_ref(state)
             .verify(token)
             .map_err(|_| AppError::Unauthenticated)?;
         Ok(AuthUser(grant.user))
@@ -159,15 +206,26 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Whose word the client's address is taken on.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddresses {
+    /// Take the first `X-Forwarded-For` hop (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
 /// The client's address: the peer, or the first `X-Forwarded-For` hop when the
 /// server is configured to sit behind a trusted proxy.
 pub struct ClientAddr(pub IpAddr);
 
-impl FromRequestParts<ApiContext> for ClientAddr {
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    S: Send + Sync,
+    ClientAddresses: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, AppError> {
-        if ctx.config.trust_forwarded_for
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        if ClientAddresses::from_ref(state).trust_forwarded_for
             && let Some(forwarded) = parts
                 .headers
                 .get("x-forwarded-for")

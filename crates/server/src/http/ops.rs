@@ -2,15 +2,33 @@
 //! and the OpenAPI document.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chat_protocol::http::Readiness;
+use futures::future::BoxFuture;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
 use utoipa::OpenApi;
 
 use super::{ApiDoc, Json};
-use crate::app::ApiContext;
+use crate::hub::Hub;
+
+/// Asks one dependency whether it answers; `Err` says what is wrong.
+pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What the operations endpoints use.
+#[derive(Clone)]
+pub struct OpsState {
+    /// Each dependency by the name `/readyz` reports it under.
+    pub checks: Arc<Vec<(&'static str, Check)>>,
+    /// For the connection gauge.
+    pub hub: Arc<Hub>,
+    pub metrics: PrometheusHandle,
+    pub shutdown: watch::Receiver<bool>,
+}
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is alive")))]
 pub async fn healthz() -> &'static str {
@@ -20,26 +38,20 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness, description = "every dependency answers"),
               (status = 503, body = Readiness, description = "at least one dependency is down; `checks` says which")))]
-pub async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readiness>) {
-    let mut checks = BTreeMap::new();
-    let database = ctx.directory.ping().await.map_err(|e| e.to_string());
-    checks.insert(
-        "database".to_owned(),
-        database.err().unwrap_or_else(|| "ok".into()),
-    );
-    if let Some(redis) = &ctx.redis {
-        let redis = redis.ping().await.map_err(|e| e.to_string());
-        checks.insert(
-            "redis".to_owned(),
-            redis.err().unwrap_or_else(|| "ok".into()),
-        );
-    }
-    let log = ctx.log.check().await.map_err(|e| e.to_string());
-    checks.insert(
-        "message_log".to_owned(),
-        log.err().unwrap_or_else(|| "ok".into()),
-    );
-    if *ctx.shutdown.borrow() {
+pub async fn readyz(State(ops): State<OpsState>) -> (StatusCode, Json<Readiness>) {
+    let answers = futures::future::join_all(ops.checks.iter().map(|(_, check)| check())).await;
+    let mut checks: BTreeMap<String, String> = ops
+        .checks
+        .iter()
+        .zip(answers)
+        .map(|((name, _), answer)| {
+            (
+                (*name).to_owned(),
+                answer.err().unwrap_or_else(|| "ok".into()),
+            )
+        })
+        .collect();
+    if *ops.shutdown.borrow() {
         checks.insert("server".to_owned(), "shutting down".into());
     }
     let ready = checks.values().all(|v| v == "ok");
@@ -53,11 +65,11 @@ pub async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readines
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(ctx): State<ApiContext>) -> impl IntoResponse {
-    metrics::gauge!("chat_connections").set(ctx.hub.connection_count() as f64);
+pub async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
+    metrics::gauge!("chat_connections").set(ops.hub.connection_count() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        ctx.metrics.render(),
+        ops.metrics.render(),
     )
 }
 

@@ -4,17 +4,17 @@ use axum::extract::State;
 use chat_protocol::ErrorCode;
 use chat_protocol::http::{User, UserSearch};
 
+use super::auth::AuthState;
 use super::{AuthUser, Json, Query};
-use crate::app::ApiContext;
 use crate::error::{AppError, AppResult};
 
 const SEARCH_LIMIT: u32 = 20;
 
 #[utoipa::path(get, path = "/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401, body = chat_protocol::http::ErrorBody)))]
-pub async fn me(State(ctx): State<ApiContext>, AuthUser(me): AuthUser) -> AppResult<Json<User>> {
-    let user = ctx
-        .directory
+pub async fn me(State(auth): State<AuthState>, AuthUser(me): AuthUser) -> AppResult<Json<User>> {
+    let user = auth
+        .users
         .user(me)
         .await?
         .ok_or(AppError::Unauthenticated)?;
@@ -24,7 +24,7 @@ pub async fn me(State(ctx): State<ApiContext>, AuthUser(me): AuthUser) -> AppRes
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(UserSearch),
     responses((status = 200, body = Vec<User>, description = "up to 20 users by username or display-name prefix, the caller excluded")))]
 pub async fn search(
-    State(ctx): State<ApiContext>,
+    State(auth): State<AuthState>,
     AuthUser(me): AuthUser,
     Query(search): Query<UserSearch>,
 ) -> AppResult<Json<Vec<User>>> {
@@ -35,7 +35,7 @@ pub async fn search(
             "q must be 1 to 64 characters",
         ));
     }
-    let mut users = ctx.directory.search_users(prefix, SEARCH_LIMIT + 1).await?;
+    let mut users = auth.users.search_users(prefix, SEARCH_LIMIT + 1).await?;
     users.retain(|u| u.id != me);
     users.truncate(SEARCH_LIMIT as usize);
     Ok(Json(users))

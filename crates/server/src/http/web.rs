@@ -11,10 +11,11 @@ use axum::response::{Html, IntoResponse, Response};
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::app::ApiContext;
+/// Where the built web client is.
+#[derive(Clone, Debug)]
+pub struct WebDir(pub PathBuf);
 
-pub async fn serve(State(ctx): State<ApiContext>, request: Request<Body>) -> Response {
-    let dir: PathBuf = ctx.config.web_dir.clone();
+pub async fn serve(State(WebDir(dir)): State<WebDir>, request: Request<Body>) -> Response {
     let index = dir.join("index.html");
     if !index.is_file() {
         return (StatusCode::OK, Html(missing_page(&dir))).into_response();

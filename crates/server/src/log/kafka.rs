@@ -91,19 +91,28 @@ fn unavailable(error: impl std::fmt::Display) -> LogError {
 
 impl KafkaLog {
     /// Connects, creating the topic if it is missing.
-    pub async fn open(settings: KafkaSettings, ids: Arc<Snowflake>) -> anyhow::Result<Self> {
-        let admin: AdminClient<DefaultClientContext> = client_config(&settings).create()?;
+    pub async fn open(settings: KafkaSettings, ids: Arc<Snowflake>) -> Result<Self, LogError> {
+        let admin: AdminClient<DefaultClientContext> =
+            client_config(&settings).create().map_err(unavailable)?;
         let topic = NewTopic::new(
             &settings.topic,
             settings.partitions,
             TopicReplication::Fixed(settings.replication),
         );
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        for result in admin.create_topics([&topic], &options).await? {
+        let created = admin
+            .create_topics([&topic], &options)
+            .await
+            .map_err(unavailable)?;
+        for result in created {
             match result {
                 Ok(_) => tracing::info!(topic = %settings.topic, "created the message topic"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+                Err((name, code)) => {
+                    return Err(LogError::Unavailable(format!(
+                        "creating topic {name}: {code}"
+                    )));
+                }
             }
         }
         let producer = Self::producer(&settings)?;
@@ -120,13 +129,14 @@ impl KafkaLog {
         Ok(log)
     }
 
-    fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
-        Ok(client_config(settings)
+    fn producer(settings: &KafkaSettings) -> Result<FutureProducer, LogError> {
+        client_config(settings)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "1")
             .set("message.timeout.ms", DELIVERY_TIMEOUT_MS.to_string())
-            .create()?)
+            .create()
+            .map_err(unavailable)
     }
 
     /// Reads the end of every partition from the brokers.
@@ -285,7 +295,7 @@ impl KafkaLog {
 
 #[async_trait]
 impl MessageLog for KafkaLog {
-    async fn append(&self, new: NewMessage) -> Result<Message, LogError> {
+    async fn append(&self, new: NewMessage) -> Result<Arc<Message>, LogError> {
         let producer = self
             .producer
             .read()
@@ -313,7 +323,7 @@ impl MessageLog for KafkaLog {
             (message, delivery)
         };
         match delivery.await {
-            Ok(Ok(_)) => Ok(message),
+            Ok(Ok(_)) => Ok(Arc::new(message)),
             Ok(Err((error, _))) => {
                 self.recover(&error);
                 Err(unavailable(error))

@@ -6,9 +6,12 @@
 //! order. Consumers read it from the end (the fan-out of each node) or from a
 //! committed position (the persister).
 //!
-//! Embedded mode: [`sqlite`], an append-only table in the same SQLite file.
+//! Embedded mode: [`sqlite`], an append-only table in the same SQLite file;
+//! distributed mode: [`kafka`]. Consumers are handlers of one [`runner`], which owns
+//! connecting, retrying, committing and shutdown for all of them.
 
 pub mod kafka;
+pub mod runner;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -56,7 +59,7 @@ impl Position {
 #[async_trait]
 pub trait MessageLog: Send + Sync {
     /// Appends durably and returns the message as stored, with its id.
-    async fn append(&self, message: NewMessage) -> Result<Message, LogError>;
+    async fn append(&self, message: NewMessage) -> Result<Arc<Message>, LogError>;
     /// The position just past the last appended message.
     async fn tail(&self) -> Result<Position, LogError>;
     /// A consumer that starts at the end of the log.

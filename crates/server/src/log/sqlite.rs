@@ -15,11 +15,11 @@ use sqlx::{QueryBuilder, Row, SqlitePool};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{LogConsumer, LogError, MessageLog, NewMessage, Position};
+use crate::database::sqlite::{MESSAGE_COLUMNS, SqlitePools, message_of};
+use crate::snowflake::Snowflake;
 
 /// A row offset in `message_log` (rowids start at 1).
 type Offset = u64;
-use crate::snowflake::Snowflake;
-use crate::store::sqlite::{SqlitePools, message_of};
 
 const MAX_BATCH: usize = 512;
 
@@ -30,9 +30,12 @@ struct Committed {
     messages: Arc<[Arc<Message>]>,
 }
 
+/// Where an append's outcome goes.
+type Reply = oneshot::Sender<Result<Arc<Message>, LogError>>;
+
 struct Append {
     message: NewMessage,
-    reply: oneshot::Sender<Result<Message, LogError>>,
+    reply: Reply,
 }
 
 pub struct SqliteLog {
@@ -44,11 +47,13 @@ pub struct SqliteLog {
 }
 
 impl SqliteLog {
-    pub async fn open(pools: SqlitePools, ids: Arc<Snowflake>) -> anyhow::Result<Self> {
+    pub async fn open(pools: SqlitePools, ids: Arc<Snowflake>) -> Result<Self, LogError> {
         let last: Option<i64> = sqlx::query("SELECT MAX(log_offset) AS last FROM message_log")
             .fetch_one(&pools.write)
-            .await?
-            .get("last");
+            .await
+            .map_err(unavailable)?
+            .try_get("last")
+            .map_err(unavailable)?;
         // Offsets are rowids starting at 1; a position is "next offset to read".
         let tail = Arc::new(AtomicU64::new(last.map_or(1, |l| l as u64 + 1)));
         let (appends, inbox) = mpsc::channel(8 * MAX_BATCH);
@@ -75,8 +80,10 @@ impl SqliteLog {
                 .fetch_optional(&self.pools.read)
                 .await
                 .map_err(unavailable)?
-                .map(|row| row.get("next_offset"));
-        Ok(next.map(|n| n as Offset))
+                .map(|row| row.try_get("next_offset"))
+                .transpose()
+                .map_err(unavailable)?;
+        Ok(next.map(|n: i64| n as Offset))
     }
 
     fn consumer_at(&self, next: Offset, group: Option<String>) -> SqliteConsumer {
@@ -93,7 +100,7 @@ impl SqliteLog {
 
 #[async_trait]
 impl MessageLog for SqliteLog {
-    async fn append(&self, message: NewMessage) -> Result<Message, LogError> {
+    async fn append(&self, message: NewMessage) -> Result<Arc<Message>, LogError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || LogError::Unavailable("the log writer has stopped".into());
         self.appends
@@ -152,50 +159,62 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let stamped: Vec<Message> = batch
-            .iter()
-            .map(|append| {
-                let m = &append.message;
-                Message {
-                    id: ids.next_id(),
-                    conversation_id: m.conversation_id,
-                    sender_id: m.sender_id,
-                    client_msg_id: m.client_msg_id,
-                    body: m.body.clone(),
-                    // Stored in milliseconds: stamp it so, or the ack and the
-                    // history would disagree about the same message.
-                    created_at: Utc::now().trunc_subsecs(3),
-                }
-            })
-            .collect();
+        let (replies, messages) = stamp(&ids, &mut batch);
         let first = tail.load(Ordering::Acquire);
-        match insert(&pool, first, &stamped).await {
+        match insert(&pool, first, &messages).await {
             Ok(()) => {
-                tail.store(first + stamped.len() as u64, Ordering::Release);
-                let messages: Arc<[Arc<Message>]> = stamped.iter().cloned().map(Arc::new).collect();
-                for (append, message) in batch.drain(..).zip(stamped) {
-                    let _ = append.reply.send(Ok(message));
+                tail.store(first + messages.len() as u64, Ordering::Release);
+                for (reply, message) in replies.into_iter().zip(messages.iter()) {
+                    let _ = reply.send(Ok(message.clone()));
                 }
                 // No receivers is fine: consumers catch up from the table.
-                let _ = committed.send(Committed { first, messages });
+                let _ = committed.send(Committed {
+                    first,
+                    messages: messages.into(),
+                });
             }
             Err(error) => {
                 tracing::error!(%error, "appending to the message log failed");
-                for append in batch.drain(..) {
-                    let _ = append.reply.send(Err(unavailable(&error)));
+                for reply in replies {
+                    let _ = reply.send(Err(unavailable(&error)));
                 }
             }
         }
     }
 }
 
-async fn insert(pool: &SqlitePool, first: Offset, messages: &[Message]) -> Result<(), sqlx::Error> {
+/// Gives each queued append its id and time, moving its body into the message
+/// (shared from here on, never copied).
+fn stamp(ids: &Snowflake, batch: &mut Vec<Append>) -> (Vec<Reply>, Vec<Arc<Message>>) {
+    batch
+        .drain(..)
+        .map(|Append { message, reply }| {
+            let stamped = Message {
+                id: ids.next_id(),
+                conversation_id: message.conversation_id,
+                sender_id: message.sender_id,
+                client_msg_id: message.client_msg_id,
+                body: message.body,
+                // Stored in milliseconds: stamp it so, or the ack and the history
+                // would disagree about the same message.
+                created_at: Utc::now().trunc_subsecs(3),
+            };
+            (reply, Arc::new(stamped))
+        })
+        .unzip()
+}
+
+async fn insert(
+    pool: &SqlitePool,
+    first: Offset,
+    messages: &[Arc<Message>],
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for (chunk_index, chunk) in messages.chunks(1_000).enumerate() {
         let base = first + (chunk_index * 1_000) as u64;
-        let mut query = QueryBuilder::new(
-            "INSERT INTO message_log (log_offset, id, conversation_id, sender_id, client_msg_id, body, created_at) ",
-        );
+        let mut query = QueryBuilder::new(format!(
+            "INSERT INTO message_log (log_offset, {MESSAGE_COLUMNS}) "
+        ));
         query.push_values(chunk.iter().enumerate(), |mut row, (i, m)| {
             row.push_bind((base + i as u64) as i64)
                 .push_bind(m.id.0)
@@ -222,17 +241,27 @@ struct SqliteConsumer {
 
 impl SqliteConsumer {
     async fn read_table(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError> {
-        let rows = sqlx::query(
-            "SELECT id, conversation_id, sender_id, client_msg_id, body, created_at FROM message_log
-             WHERE log_offset >= ? ORDER BY log_offset LIMIT ?",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message_log
+             WHERE log_offset >= ? ORDER BY log_offset LIMIT ?"
+        ))
         .bind(self.next as i64)
         .bind(max as i64)
         .fetch_all(&self.pools.read)
         .await
         .map_err(unavailable)?;
         self.next += rows.len() as u64;
-        Ok(rows.iter().map(|row| Arc::new(message_of(row))).collect())
+        // A record that does not decode would stall every consumer behind it.
+        Ok(rows
+            .iter()
+            .filter_map(|row| match message_of(row) {
+                Ok(message) => Some(Arc::new(message)),
+                Err(error) => {
+                    tracing::error!(%error, "skipping an unreadable log record");
+                    None
+                }
+            })
+            .collect())
     }
 }
 
@@ -316,4 +345,46 @@ impl SqliteConsumer {
             Some(fresh[..max].to_vec())
         }
     }
+}
+
+/// A send the log acknowledged, as found in the log table at start.
+pub struct AcknowledgedSend {
+    pub sender: chat_protocol::UserId,
+    pub client_msg_id: uuid::Uuid,
+    pub sent: crate::cache::SentMessage,
+    pub created_at_ms: i64,
+}
+
+/// The sends acknowledged since `since_ms`, so their keys can be remembered again
+/// after a restart (a retry must still be recognized).
+pub async fn acknowledged_since(
+    pools: &SqlitePools,
+    since_ms: i64,
+) -> Result<Vec<AcknowledgedSend>, LogError> {
+    let rows = sqlx::query(
+        "SELECT id, conversation_id, sender_id, client_msg_id, created_at FROM message_log WHERE created_at > ?",
+    )
+    .bind(since_ms)
+    .fetch_all(&pools.read)
+    .await
+    .map_err(unavailable)?;
+    let mut sends = Vec::with_capacity(rows.len());
+    for row in rows {
+        let read = || -> Result<Option<AcknowledgedSend>, sqlx::Error> {
+            let Ok(client_msg_id) = uuid::Uuid::parse_str(row.try_get("client_msg_id")?) else {
+                return Ok(None);
+            };
+            Ok(Some(AcknowledgedSend {
+                sender: chat_protocol::UserId(row.try_get("sender_id")?),
+                client_msg_id,
+                sent: crate::cache::SentMessage {
+                    message_id: chat_protocol::MessageId(row.try_get("id")?),
+                    conversation_id: chat_protocol::ConversationId(row.try_get("conversation_id")?),
+                },
+                created_at_ms: row.try_get("created_at")?,
+            }))
+        };
+        sends.extend(read().map_err(unavailable)?);
+    }
+    Ok(sends)
 }

@@ -1,12 +1,15 @@
-//! The durable stores behind small traits, so the send path and the HTTP handlers
-//! never name an adapter:
+//! The durable stores behind small traits named for what they hold, so the send path
+//! and the HTTP handlers never name an adapter:
 //!
-//! - [`Directory`]: users, conversations, members and read markers.
+//! - [`Users`]: accounts and their password hashes.
+//! - [`Conversations`]: conversations and their members.
+//! - [`ReadMarkers`]: how far each member has read.
 //! - [`MessageStore`]: the queryable history the persister materializes from the log.
-//! - [`Sessions`]: refresh tokens and their families (rotation, reuse detection).
 //!
-//! The embedded mode implements all three on one SQLite file ([`sqlite`]); the
-//! distributed mode on PostgreSQL ([`postgres`]), shared by every node.
+//! The embedded mode implements them on one SQLite file ([`sqlite`]); the distributed
+//! mode on PostgreSQL ([`postgres`]), shared by every node. Every method fails with
+//! a [`StoreError`], whatever the driver; `tests/contracts` holds each trait to the
+//! same behaviour on both.
 
 pub mod postgres;
 pub mod sqlite;
@@ -18,7 +21,22 @@ use chat_protocol::http::{ConversationKind, Message, User};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
-pub type StoreResult<T> = Result<T, sqlx::Error>;
+/// Why a store could not do what it was asked.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (down, pool exhausted, connection lost): the
+    /// caller may retry later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row does not decode into what it should be.
+    #[error("a stored row is corrupt: {0}")]
+    Corrupt(String),
+    /// The database refused the statement for another reason.
+    #[error("the database refused the operation: {0}")]
+    Failed(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A user row with its password hash, for login.
 #[derive(Clone, Debug)]
@@ -46,11 +64,11 @@ pub enum CreateUserError {
     #[error("username taken")]
     Taken,
     #[error(transparent)]
-    Store(#[from] sqlx::Error),
+    Store(#[from] StoreError),
 }
 
 #[async_trait]
-pub trait Directory: Send + Sync {
+pub trait Users: Send + Sync {
     async fn create_user(
         &self,
         username: &str,
@@ -59,11 +77,15 @@ pub trait Directory: Send + Sync {
     ) -> Result<User, CreateUserError>;
     async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
-    /// The users among `ids` that exist.
+    /// The users among `ids` that exist, by id.
     async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>>;
-    /// Users whose username or display name starts with `prefix`.
+    /// Users whose username or display name starts with `prefix` (literally,
+    /// case-insensitively), by username.
     async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>>;
+}
 
+#[async_trait]
+pub trait Conversations: Send + Sync {
     /// The direct conversation of `a` and `b`, created if missing. The flag says
     /// whether this call created it.
     async fn direct_conversation(
@@ -72,29 +94,46 @@ pub trait Directory: Send + Sync {
         b: UserId,
     ) -> StoreResult<(ConversationId, bool)>;
     async fn create_group(&self, title: &str, members: &[UserId]) -> StoreResult<ConversationId>;
-    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>>;
-    async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>>;
+    /// The conversations among `ids` that exist (any order).
+    async fn conversations(&self, ids: &[ConversationId]) -> StoreResult<Vec<ConversationRecord>>;
+    /// The members of each of `ids` (with their read markers), in joining order.
+    async fn members(
+        &self,
+        ids: &[ConversationId],
+    ) -> StoreResult<HashMap<ConversationId, Vec<MemberRecord>>>;
+    /// Only the members' ids, for the membership cache.
     async fn member_ids(&self, id: ConversationId) -> StoreResult<Vec<UserId>>;
-    async fn is_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool>;
     /// The conversations `user` belongs to.
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationId>>;
-    /// Adds members; returns the ones that were not members before.
+    /// Adds members; returns the ones that were not members before, in the order given.
     async fn add_members(&self, id: ConversationId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
     /// Removes a member; false if they were not one.
     async fn remove_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool>;
-    /// Moves the read marker forward (never back); true if it moved.
+    /// Everyone who shares a conversation with `user`, `user` excluded.
+    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+}
+
+#[async_trait]
+pub trait ReadMarkers: Send + Sync {
+    /// Moves the member's read marker forward (never back); true if it moved.
     async fn mark_read(
         &self,
         id: ConversationId,
         user: UserId,
         upto: MessageId,
     ) -> StoreResult<bool>;
-    /// Everyone who shares a conversation with `user`, `user` excluded.
-    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
-    async fn ping(&self) -> StoreResult<()>;
 }
 
-/// The last message of a conversation and the caller's unread count there.
+/// What one reader sees of one conversation's activity: asked for many readers or
+/// many conversations in one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActivityQuery {
+    pub conversation: ConversationId,
+    pub reader: UserId,
+    pub last_read: Option<MessageId>,
+}
+
+/// The last message of a conversation and the reader's unread count there.
 #[derive(Clone, Debug, Default)]
 pub struct ConversationActivity {
     pub last_message: Option<Message>,
@@ -105,7 +144,7 @@ pub struct ConversationActivity {
 pub trait MessageStore: Send + Sync {
     /// Stores messages; a message whose id is already stored is skipped, so a batch
     /// replayed after a crash changes nothing.
-    async fn store(&self, messages: &[Message]) -> StoreResult<()>;
+    async fn store(&self, messages: &[std::sync::Arc<Message>]) -> StoreResult<()>;
     /// Newest first: at most `limit` messages with `after < id < before`.
     async fn history(
         &self,
@@ -122,43 +161,8 @@ pub trait MessageStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
-    /// For each (conversation, reader's read marker): the last message and how many
-    /// messages from others are newer than the marker.
-    async fn activity(
-        &self,
-        reader: UserId,
-        conversations: &[(ConversationId, Option<MessageId>)],
-    ) -> StoreResult<HashMap<ConversationId, ConversationActivity>>;
-}
-
-/// Why a refresh token was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum RotateError {
-    #[error("unknown, expired or revoked refresh token")]
-    Invalid,
-    /// The token was already rotated: someone replayed it. Its family is now revoked.
-    #[error("refresh token reused; its family is revoked")]
-    Reused,
-    #[error(transparent)]
-    Store(#[from] sqlx::Error),
-}
-
-#[async_trait]
-pub trait Sessions: Send + Sync {
-    /// Starts a new family (a login) with its first token.
-    async fn start(
-        &self,
-        user: UserId,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Replaces `old` by `new` in the same family; returns the family's user.
-    async fn rotate(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<UserId, RotateError>;
-    /// Revokes the family of this token (logout). Unknown tokens are ignored.
-    async fn revoke_family(&self, token_hash: &str) -> StoreResult<()>;
+    /// For each query, in the same order: the conversation's last message and how
+    /// many messages from others are newer than the reader's marker. One round trip
+    /// however many queries.
+    async fn activity(&self, queries: &[ActivityQuery]) -> StoreResult<Vec<ConversationActivity>>;
 }

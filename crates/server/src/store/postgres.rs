@@ -1,46 +1,29 @@
-//! The distributed mode's stores on PostgreSQL: the directory, the message history the
-//! persister materializes from the log, and refresh-token families, shared by every
-//! node of a cluster. Same semantics as the SQLite adapter; where several nodes may
-//! race (two users opening the same direct conversation, a refresh token presented
-//! twice at once) the outcome is decided by one atomic statement, not read-then-write.
+//! The distributed mode's stores on PostgreSQL: the directory and the message
+//! history the persister materializes from the log, shared by every node of a
+//! cluster. Same semantics as the SQLite adapter; where several nodes may race (two
+//! users opening the same direct conversation) the outcome is decided by one atomic
+//! statement, not read-then-write.
 //!
 //! Queries are plain parameterized SQL; lists travel as array parameters (`= ANY($1)`,
 //! `UNNEST`), so nothing is built from input and a statement's text never depends on
 //! how many items it carries (one prepared statement per query).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chat_protocol::http::{ConversationKind, Message, User};
 use chat_protocol::{ConversationId, MessageId, UserId};
-use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    ConversationActivity, ConversationRecord, CreateUserError, Credentials, Directory,
-    MemberRecord, MessageStore, RotateError, Sessions, StoreResult,
+    ActivityQuery, ConversationActivity, ConversationRecord, Conversations, CreateUserError,
+    Credentials, MemberRecord, MessageStore, ReadMarkers, StoreError, StoreResult, Users,
 };
-
-/// Enough for one node's HTTP handlers, persister and gateway lookups; PostgreSQL's
-/// default `max_connections` (100) leaves room for several nodes.
-const MAX_CONNECTIONS: u32 = 16;
-/// Short, so an outage surfaces as `PoolTimedOut` (503) quickly instead of requests
-/// piling up behind a dead server.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Connects to the database at `url` and applies the PostgreSQL migrations.
-pub async fn open(url: &str) -> anyhow::Result<PgPool> {
-    let pool = PgPoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect(url)
-        .await?;
-    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-    Ok(pool)
-}
+use crate::database::is_unique_violation;
+use crate::database::postgres::{now_ms, time_of};
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -51,14 +34,6 @@ impl PostgresStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
-}
-
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
-fn time_of(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// The `LIKE` pattern matching strings that start with `prefix` literally.
@@ -86,9 +61,8 @@ fn message_of(row: &PgRow) -> StoreResult<Message> {
         conversation_id: ConversationId(row.try_get("conversation_id")?),
         sender_id: UserId(row.try_get("sender_id")?),
         body: row.try_get("body")?,
-        client_msg_id: Uuid::parse_str(&client_msg_id).map_err(|e| sqlx::Error::ColumnDecode {
-            index: "client_msg_id".into(),
-            source: e.into(),
+        client_msg_id: Uuid::parse_str(&client_msg_id).map_err(|e| {
+            StoreError::Corrupt(format!("client_msg_id `{client_msg_id}` is no UUID: {e}"))
         })?,
         created_at: time_of(row.try_get("created_at")?),
     })
@@ -102,7 +76,7 @@ fn kind_of(kind: &str) -> ConversationKind {
     }
 }
 
-fn ids<T>(items: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
+fn ids_of<T>(items: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
     items.iter().map(id).collect()
 }
 
@@ -116,7 +90,7 @@ const MESSAGE_COLUMNS: &str =
     "id, conversation_id, sender_id, client_msg_id::text AS client_msg_id, body, created_at";
 
 #[async_trait]
-impl Directory for PostgresStore {
+impl Users for PostgresStore {
     async fn create_user(
         &self,
         username: &str,
@@ -136,8 +110,8 @@ impl Directory for PostgresStore {
         .await;
         match result {
             Ok(row) => Ok(user_of(&row)?),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::Taken),
-            Err(e) => Err(e.into()),
+            Err(e) if is_unique_violation(&e) => Err(CreateUserError::Taken),
+            Err(e) => Err(CreateUserError::Store(e.into())),
         }
     }
 
@@ -172,7 +146,7 @@ impl Directory for PostgresStore {
         let rows = sqlx::query(
             "SELECT id, username, display_name FROM users WHERE id = ANY($1) ORDER BY id",
         )
-        .bind(ids(ids_wanted, |id| id.0))
+        .bind(ids_of(ids_wanted, |id| id.0))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(user_of).collect()
@@ -194,7 +168,10 @@ impl Directory for PostgresStore {
         .await?;
         rows.iter().map(user_of).collect()
     }
+}
 
+#[async_trait]
+impl Conversations for PostgresStore {
     async fn direct_conversation(
         &self,
         a: UserId,
@@ -260,7 +237,7 @@ impl Directory for PostgresStore {
              ON CONFLICT DO NOTHING",
         )
         .bind(id)
-        .bind(ids(members, |id| id.0))
+        .bind(ids_of(members, |id| id.0))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -268,42 +245,48 @@ impl Directory for PostgresStore {
         Ok(ConversationId(id))
     }
 
-    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>> {
-        let row =
-            sqlx::query("SELECT id, kind, title, created_at FROM conversations WHERE id = $1")
-                .bind(id.0)
-                .fetch_optional(&self.pool)
+    async fn conversations(&self, ids: &[ConversationId]) -> StoreResult<Vec<ConversationRecord>> {
+        let rows =
+            sqlx::query("SELECT id, kind, title, created_at FROM conversations WHERE id = ANY($1)")
+                .bind(ids_of(ids, |id| id.0))
+                .fetch_all(&self.pool)
                 .await?;
-        row.map(|row| {
-            Ok(ConversationRecord {
-                id: ConversationId(row.try_get("id")?),
-                kind: kind_of(row.try_get("kind")?),
-                title: row.try_get("title")?,
-                created_at: time_of(row.try_get("created_at")?),
-            })
-        })
-        .transpose()
-    }
-
-    async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>> {
-        let rows = sqlx::query(
-            "SELECT u.id, u.username, u.display_name, m.last_read_id
-             FROM members m JOIN users u ON u.id = m.user_id
-             WHERE m.conversation_id = $1 ORDER BY m.joined_at, u.id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await?;
         rows.iter()
             .map(|row| {
-                Ok(MemberRecord {
+                Ok(ConversationRecord {
+                    id: ConversationId(row.try_get("id")?),
+                    kind: kind_of(row.try_get("kind")?),
+                    title: row.try_get("title")?,
+                    created_at: time_of(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn members(
+        &self,
+        ids: &[ConversationId],
+    ) -> StoreResult<HashMap<ConversationId, Vec<MemberRecord>>> {
+        let rows = sqlx::query(
+            "SELECT m.conversation_id, u.id, u.username, u.display_name, m.last_read_id
+             FROM members m JOIN users u ON u.id = m.user_id
+             WHERE m.conversation_id = ANY($1) ORDER BY m.conversation_id, m.joined_at, u.id",
+        )
+        .bind(ids_of(ids, |id| id.0))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<ConversationId, Vec<MemberRecord>> = HashMap::new();
+        for row in &rows {
+            out.entry(ConversationId(row.try_get("conversation_id")?))
+                .or_default()
+                .push(MemberRecord {
                     user: user_of(row)?,
                     last_read_id: row
                         .try_get::<Option<i64>, _>("last_read_id")?
                         .map(MessageId),
-                })
-            })
-            .collect()
+                });
+        }
+        Ok(out)
     }
 
     async fn member_ids(&self, id: ConversationId) -> StoreResult<Vec<UserId>> {
@@ -314,15 +297,6 @@ impl Directory for PostgresStore {
         rows.iter()
             .map(|row| Ok(UserId(row.try_get("user_id")?)))
             .collect()
-    }
-
-    async fn is_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2")
-            .bind(id.0)
-            .bind(user.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
     }
 
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationId>> {
@@ -346,7 +320,7 @@ impl Directory for PostgresStore {
              RETURNING user_id",
         )
         .bind(id.0)
-        .bind(ids(users, |id| id.0))
+        .bind(ids_of(users, |id| id.0))
         .bind(now_ms())
         .fetch_all(&self.pool)
         .await?;
@@ -371,6 +345,23 @@ impl Directory for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT other.user_id FROM members mine
+             JOIN members other ON other.conversation_id = mine.conversation_id
+             WHERE mine.user_id = $1 AND other.user_id <> $1",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(UserId(row.try_get("user_id")?)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ReadMarkers for PostgresStore {
     async fn mark_read(
         &self,
         id: ConversationId,
@@ -389,32 +380,11 @@ impl Directory for PostgresStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
-
-    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT other.user_id FROM members mine
-             JOIN members other ON other.conversation_id = mine.conversation_id
-             WHERE mine.user_id = $1 AND other.user_id <> $1",
-        )
-        .bind(user.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| Ok(UserId(row.try_get("user_id")?)))
-            .collect()
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-    }
 }
 
 #[async_trait]
 impl MessageStore for PostgresStore {
-    async fn store(&self, messages: &[Message]) -> StoreResult<()> {
+    async fn store(&self, messages: &[Arc<Message>]) -> StoreResult<()> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -430,12 +400,12 @@ impl MessageStore for PostgresStore {
                                   $5::text[], $6::bigint[])
              ON CONFLICT (id) DO NOTHING",
         )
-        .bind(ids(messages, |m| m.id.0))
-        .bind(ids(messages, |m| m.conversation_id.0))
-        .bind(ids(messages, |m| m.sender_id.0))
+        .bind(ids_of(messages, |m| m.id.0))
+        .bind(ids_of(messages, |m| m.conversation_id.0))
+        .bind(ids_of(messages, |m| m.sender_id.0))
         .bind(client_msg_ids)
         .bind(bodies)
-        .bind(ids(messages, |m| m.created_at.timestamp_millis()))
+        .bind(ids_of(messages, |m| m.created_at.timestamp_millis()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -476,7 +446,7 @@ impl MessageStore for PostgresStore {
              WHERE conversation_id = ANY($1) AND id > $2
              ORDER BY id LIMIT $3"
         ))
-        .bind(ids(conversations, |id| id.0))
+        .bind(ids_of(conversations, |id| id.0))
         .bind(since.0)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -494,25 +464,20 @@ impl MessageStore for PostgresStore {
         row.as_ref().map(message_of).transpose()
     }
 
-    async fn activity(
-        &self,
-        reader: UserId,
-        conversations: &[(ConversationId, Option<MessageId>)],
-    ) -> StoreResult<HashMap<ConversationId, ConversationActivity>> {
-        if conversations.is_empty() {
-            return Ok(HashMap::new());
+    async fn activity(&self, queries: &[ActivityQuery]) -> StoreResult<Vec<ConversationActivity>> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
         }
-        // One round trip for the whole conversation list: per conversation, the newest
-        // message and the count of others' messages past the marker, each a short walk
-        // of messages_by_conversation.
-        let read_markers: Vec<Option<i64>> = conversations
-            .iter()
-            .map(|(_, marker)| marker.map(|id| id.0))
-            .collect();
+        // One round trip for every query: per (conversation, reader), the newest
+        // message and the count of others' messages past the reader's marker, each a
+        // short walk of messages_by_conversation.
+        let read_markers: Vec<Option<i64>> =
+            queries.iter().map(|q| q.last_read.map(|id| id.0)).collect();
         let rows = sqlx::query(
-            "SELECT c.conversation_id AS wanted, last.id, last.conversation_id, last.sender_id,
+            "SELECT c.idx, last.id, last.conversation_id, last.sender_id,
                     last.client_msg_id, last.body, last.created_at, unread.n
-             FROM UNNEST($1::bigint[], $2::bigint[]) AS c (conversation_id, last_read_id)
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])
+                  WITH ORDINALITY AS c (conversation_id, reader, last_read_id, idx)
              LEFT JOIN LATERAL (
                  SELECT id, conversation_id, sender_id, client_msg_id::text AS client_msg_id,
                         body, created_at
@@ -523,126 +488,26 @@ impl MessageStore for PostgresStore {
                  SELECT count(*) AS n FROM messages m
                  WHERE m.conversation_id = c.conversation_id
                    AND m.id > COALESCE(c.last_read_id, -1)
-                   AND m.sender_id <> $3
+                   AND m.sender_id <> c.reader
              ) unread",
         )
-        .bind(ids(conversations, |(id, _)| id.0))
+        .bind(ids_of(queries, |q| q.conversation.0))
+        .bind(ids_of(queries, |q| q.reader.0))
         .bind(read_markers)
-        .bind(reader.0)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = HashMap::with_capacity(rows.len());
+        let mut out = vec![ConversationActivity::default(); queries.len()];
         for row in &rows {
-            let last_message = match row.try_get::<Option<i64>, _>("id")? {
-                Some(_) => Some(message_of(row)?),
-                None => None,
+            // ORDINALITY counts from 1.
+            let index: i64 = row.try_get("idx")?;
+            let Some(slot) = usize::try_from(index - 1).ok().and_then(|i| out.get_mut(i)) else {
+                continue;
             };
-            out.insert(
-                ConversationId(row.try_get("wanted")?),
-                ConversationActivity {
-                    last_message,
-                    unread_count: count_of(row.try_get("n")?),
-                },
-            );
+            slot.unread_count = count_of(row.try_get("n")?);
+            if row.try_get::<Option<i64>, _>("id")?.is_some() {
+                slot.last_message = Some(message_of(row)?);
+            }
         }
         Ok(out)
-    }
-}
-
-#[async_trait]
-impl Sessions for PostgresStore {
-    async fn start(
-        &self,
-        user: UserId,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "WITH family AS (INSERT INTO refresh_families (user_id) VALUES ($1) RETURNING id)
-             INSERT INTO refresh_tokens (token_hash, family_id, expires_at)
-             SELECT $2, id, $3 FROM family",
-        )
-        .bind(user.0)
-        .bind(token_hash)
-        .bind(expires_at.timestamp_millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn rotate(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<UserId, RotateError> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        // Claim the token in one statement: of two concurrent rotations, the second
-        // waits on the row lock, re-checks `rotated_at IS NULL` and claims nothing.
-        let claimed = sqlx::query(
-            "UPDATE refresh_tokens t SET rotated_at = $2
-             FROM refresh_families f
-             WHERE t.token_hash = $1 AND t.rotated_at IS NULL AND t.expires_at > $2
-               AND f.id = t.family_id AND f.revoked_at IS NULL
-             RETURNING t.family_id, f.user_id",
-        )
-        .bind(old_hash)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = claimed {
-            let family: i64 = row.try_get("family_id")?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES ($1, $2, $3)",
-            )
-            .bind(new_hash)
-            .bind(family)
-            .bind(expires_at.timestamp_millis())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(UserId(row.try_get("user_id")?));
-        }
-        // Not claimable: find out why.
-        let row = sqlx::query(
-            "SELECT t.family_id, t.expires_at, t.rotated_at, f.revoked_at
-             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
-             WHERE t.token_hash = $1",
-        )
-        .bind(old_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(RotateError::Invalid);
-        };
-        if row.try_get::<Option<i64>, _>("revoked_at")?.is_some()
-            || row.try_get::<i64, _>("expires_at")? <= now
-            || row.try_get::<Option<i64>, _>("rotated_at")?.is_none()
-        {
-            return Err(RotateError::Invalid);
-        }
-        sqlx::query(
-            "UPDATE refresh_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(row.try_get::<i64, _>("family_id")?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Err(RotateError::Reused)
-    }
-
-    async fn revoke_family(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE refresh_families SET revoked_at = $1
-             WHERE revoked_at IS NULL
-               AND id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $2)",
-        )
-        .bind(now_ms())
-        .bind(token_hash)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 }

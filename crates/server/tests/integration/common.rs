@@ -386,7 +386,8 @@ impl Reply {
             body.error.code.to_string(),
             code,
             "{}: wrong error code in {}",
-            self.what, self.text
+            self.what,
+            self.text
         );
         assert!(
             !body.error.message.is_empty(),

@@ -1,8 +1,9 @@
-//! The local connections of this node, by user. Fan-out and ephemeral events hand a
-//! frame (serialized once, shared as cheap-to-clone bytes) to the hub, which queues
-//! it on every connection of the addressed users without waiting: a connection whose
-//! bounded queue is full is a slow reader and is told to close, so one slow client
-//! never holds up or grows memory for the others.
+//! The local connections of this node, by user, and the encoding of the frames
+//! delivered to them. Fan-out and ephemeral events hand a frame (serialized once,
+//! shared as cheap-to-clone bytes) to the hub, which queues it on every connection of
+//! the addressed users without waiting: a connection whose bounded queue is full is a
+//! slow reader and is told to close, so one slow client never holds up or grows
+//! memory for the others.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,12 +11,34 @@ use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
 use chat_protocol::UserId;
+use chat_protocol::http::Message;
+use chat_protocol::ws::ServerFrame;
+use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 
 pub type ConnectionId = u64;
 
 /// A frame queued for one connection.
 pub type Outbound = Utf8Bytes;
+
+/// Serializes a frame once, for any number of recipients.
+pub fn encode(frame: &ServerFrame) -> Outbound {
+    // Serializing our own types to JSON cannot fail (no maps with non-string keys).
+    Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
+}
+
+/// The `message` frame of `ServerFrame::Message`, serialized from a borrowed message:
+/// the same JSON as `encode(&ServerFrame::Message { message: message.clone() })`
+/// without copying the body (and the rest) of every message first.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "message")]
+struct MessageFrame<'a> {
+    message: &'a Message,
+}
+
+pub fn encode_message(message: &Message) -> Outbound {
+    Utf8Bytes::from(serde_json::to_string(&MessageFrame { message }).unwrap_or_default())
+}
 
 struct Handle {
     id: ConnectionId,
@@ -99,7 +122,28 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    use chat_protocol::{ConversationId, MessageId};
+
     use super::*;
+
+    #[test]
+    fn the_borrowed_frame_is_the_protocol_frame_byte_for_byte() {
+        let message = Message {
+            id: MessageId(7_000_000_000_001),
+            conversation_id: ConversationId(42),
+            sender_id: UserId(9),
+            body: "héllo \"world\" \n<b>".into(),
+            client_msg_id: uuid::Uuid::new_v4(),
+            created_at: chrono::Utc::now(),
+        };
+        let frame = encode_message(&message);
+        let expected = encode(&ServerFrame::Message {
+            message: message.clone(),
+        });
+        assert_eq!(frame.as_str(), expected.as_str());
+        let parsed: ServerFrame = serde_json::from_str(frame.as_str()).unwrap();
+        assert_eq!(parsed, ServerFrame::Message { message });
+    }
 
     #[tokio::test]
     async fn a_full_queue_kicks_its_connection_and_spares_the_others() {

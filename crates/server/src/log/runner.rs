@@ -1,0 +1,195 @@
+//! The one loop every log consumer runs in. A consumer is a [`Handler`]: it is given
+//! batches in log order and says whether it processed them; the runner owns the rest
+//! (connecting, reconnecting after errors, retrying a batch the handler could not
+//! process, committing a group's position only after the batch is processed,
+//! rejoining a group that stalls, and stopping at shutdown), so a new consumer is a
+//! handler, not a copy of this loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_protocol::http::Message;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::{LogConsumer, LogError, MessageLog};
+
+/// Where a consumer reads from.
+#[derive(Clone, Copy, Debug)]
+pub enum Start {
+    /// The end of the log as of connecting, nothing committed (the fan-out).
+    End,
+    /// The group's committed position; the runner commits after each batch.
+    Group(&'static str),
+}
+
+/// A batch the handler could not process: the runner waits and offers it again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Retry(pub String);
+
+#[async_trait]
+pub trait Handler: Send {
+    /// Processes a batch, in log order. Returning [`Retry`] gets the same batch again
+    /// after a pause; the position moves on only after `Ok`.
+    async fn handle(&mut self, batch: &[Arc<Message>]) -> Result<(), Retry>;
+}
+
+/// How a consumer runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub name: &'static str,
+    pub start: Start,
+    /// The most records handed to the handler at once.
+    pub max_batch: usize,
+}
+
+/// How long to wait before reconnecting, or before offering a failed batch again.
+const PAUSE: Duration = Duration::from_secs(1);
+/// How long a group consumer waits for records before checking it is not stuck.
+const STALL_CHECK: Duration = Duration::from_secs(10);
+
+/// Runs `handler` on the log until shutdown.
+pub async fn run(
+    log: Arc<dyn MessageLog>,
+    settings: Settings,
+    mut handler: impl Handler,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let span = tracing::info_span!("consumer", name = settings.name);
+    async move {
+        while let Some(mut consumer) = connect(log.as_ref(), settings.start, &mut shutdown).await {
+            match consume(
+                log.as_ref(),
+                settings,
+                consumer.as_mut(),
+                &mut handler,
+                &mut shutdown,
+            )
+            .await
+            {
+                Ended::Shutdown => return,
+                Ended::Reconnect(why) => tracing::warn!(%why, "reconnecting to the log"),
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Opens a consumer, retrying until it works or the server stops.
+async fn connect(
+    log: &dyn MessageLog,
+    start: Start,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Box<dyn LogConsumer>> {
+    loop {
+        let consumer = match start {
+            Start::End => log.consume_from_end().await,
+            Start::Group(group) => log.consume_as(group).await,
+        };
+        match consumer {
+            Ok(consumer) => return Some(consumer),
+            Err(error) => tracing::warn!(%error, "cannot read the log; retrying"),
+        }
+        if !pause(shutdown).await {
+            return None;
+        }
+    }
+}
+
+enum Ended {
+    Shutdown,
+    Reconnect(String),
+}
+
+/// Reads, handles and commits batches until the consumer fails or the server stops.
+async fn consume(
+    log: &dyn MessageLog,
+    settings: Settings,
+    consumer: &mut dyn LogConsumer,
+    handler: &mut impl Handler,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ended {
+    loop {
+        let batch = tokio::select! {
+            batch = next_batch(log, settings, consumer) => batch,
+            _ = shutdown.wait_for(|stop| *stop) => return Ended::Shutdown,
+        };
+        let batch = match batch {
+            Ok(Some(batch)) => batch,
+            Ok(None) => continue,
+            Err(why) => return Ended::Reconnect(why),
+        };
+        if !handle_until_done(handler, &batch, shutdown).await {
+            return Ended::Shutdown;
+        }
+        if matches!(settings.start, Start::Group(_))
+            && let Err(error) = consumer.commit().await
+        {
+            tracing::warn!(%error, "committing the position failed; the batch will replay");
+        }
+    }
+}
+
+/// The next batch; `None` when a group consumer saw nothing for a while but is not
+/// stuck. A group whose log holds records past its committed position, yet none came,
+/// lost its assignment (e.g. a rebalance that never completed): reconnect as a new
+/// member.
+async fn next_batch(
+    log: &dyn MessageLog,
+    settings: Settings,
+    consumer: &mut dyn LogConsumer,
+) -> Result<Option<Vec<Arc<Message>>>, String> {
+    let Start::Group(group) = settings.start else {
+        return consumer
+            .next_batch(settings.max_batch)
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string());
+    };
+    match tokio::time::timeout(STALL_CHECK, consumer.next_batch(settings.max_batch)).await {
+        Ok(batch) => batch.map(Some).map_err(|e| e.to_string()),
+        Err(_) if stalled(log, group).await => Err("no progress with work pending".into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Whether the log holds records past the group's committed position.
+async fn stalled(log: &dyn MessageLog, group: &str) -> bool {
+    let positions: Result<_, LogError> =
+        async { Ok((log.tail().await?, log.committed(group).await?)) }.await;
+    match positions {
+        Ok((tail, done)) => !done.covers(&tail),
+        Err(_) => false,
+    }
+}
+
+/// Offers the batch until the handler takes it; false if the server stopped first.
+async fn handle_until_done(
+    handler: &mut impl Handler,
+    batch: &[Arc<Message>],
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        match handler.handle(batch).await {
+            Ok(()) => return true,
+            Err(Retry(why)) => {
+                tracing::warn!(%why, count = batch.len(), "a batch failed; retrying it")
+            }
+        }
+        if !pause(shutdown).await {
+            return false;
+        }
+    }
+}
+
+/// Waits [`PAUSE`]; false if the server started stopping meanwhile.
+async fn pause(shutdown: &mut watch::Receiver<bool>) -> bool {
+    let stopped = tokio::select! {
+        _ = tokio::time::sleep(PAUSE) => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    };
+    !stopped && !*shutdown.borrow()
+}
