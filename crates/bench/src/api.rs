@@ -185,7 +185,7 @@ impl Api {
             }
             let text = response.text().await.unwrap_or_default();
             let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
-                Ok(body) => (body.error.code, body.error.message),
+                Ok(body) => (body.error.code.to_string(), body.error.message),
                 Err(_) => (
                     "unparsed_error".to_owned(),
                     text.chars().take(200).collect(),

@@ -268,8 +268,8 @@ pub fn parse(text: &str) -> Option<Event<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use chat_protocol::UserId;
     use chat_protocol::http::{Message, User};
+    use chat_protocol::{ErrorCode, UserId};
 
     use super::*;
 
@@ -329,7 +329,7 @@ mod tests {
         );
 
         let error = ServerFrame::Error {
-            code: "rate_limited".into(),
+            code: ErrorCode::RateLimited,
             message: "slow down".into(),
             client_msg_id: Some(id),
         };
@@ -341,14 +341,14 @@ mod tests {
             })
         );
         let error = ServerFrame::Error {
-            code: "bad".into(),
+            code: ErrorCode::InvalidFrame,
             message: "x".into(),
             client_msg_id: None,
         };
         assert_eq!(
             parse(&json(&error)),
             Some(Event::Error {
-                code: "bad".into(),
+                code: "invalid_frame".into(),
                 client_msg_id: None
             })
         );

@@ -21,7 +21,7 @@ use crate::cli::HistoryArgs;
 use crate::report::{CostMeter, Report, round3};
 use crate::stats::{self, Metric};
 use crate::tracker::Outbox;
-use crate::ws::{self, Event};
+use crate::ws::{self, Event, Socket};
 
 /// How long the fill may take before the run fails.
 const FILL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -45,16 +45,7 @@ pub async fn run(bench: &Bench, args: &HistoryArgs, report: &mut Report) -> anyh
         .id;
 
     let fill = fill(bench, &users[0], conversation, args).await?;
-    report.tally.sent = fill.outbox.sent();
-    report.tally.acknowledged = fill.outbox.acked();
-    report.extra("fill_secs", round3(fill.secs));
-    report.extra(
-        "fill_messages_per_sec",
-        (fill.outbox.acked() as f64 / fill.secs.max(1e-9)).round(),
-    );
-    for (code, count) in fill.errors {
-        *report.errors.entry(code).or_default() += count;
-    }
+    report_fill(report, &fill);
 
     let lag_started = Instant::now();
     wait_until_readable(&bench.api, &users[1], conversation, fill.newest_id).await?;
@@ -64,26 +55,7 @@ pub async fn run(bench: &Bench, args: &HistoryArgs, report: &mut Report) -> anyh
     let meter = CostMeter::start(bench.common.server_pid).with_services(&bench.common.service_pids);
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.duration_secs);
-    let slots = fill.outbox.sent() as usize;
-    let acked = fill.outbox.acked();
-    let readers: Vec<_> = (0..args.readers)
-        .map(|index| {
-            let api = bench.api.clone();
-            let reader = Arc::new(users[index % users.len()].clone());
-            let page_size = args.page_size;
-            tokio::spawn(async move {
-                read_until(
-                    &api,
-                    &reader,
-                    conversation,
-                    page_size,
-                    (slots, acked),
-                    deadline,
-                )
-                .await
-            })
-        })
-        .collect();
+    let readers = spawn_readers(bench, &users, conversation, args, &fill.outbox, deadline);
     let mut total = Reading::default();
     for reader in readers {
         total.add(&reader.await?);
@@ -93,13 +65,7 @@ pub async fn run(bench: &Bench, args: &HistoryArgs, report: &mut Report) -> anyh
     report.services = meter.services(total.messages);
 
     report.duration_s = round3(secs);
-    report.tally.delivered = total.checked_messages;
-    report.tally.expected = total.walks * fill.outbox.acked();
-    report.tally.lost = total.lost;
-    report.tally.duplicates = total.duplicates;
-    report.tally.out_of_order = total.misordered;
-    report.tally.unreadable = total.unreadable;
-    report.deliveries_per_sec = (total.messages as f64 / secs.max(1e-9)).round();
+    report_reading(report, &total, fill.outbox.acked(), secs);
     let mut latencies = stats::take();
     latencies.merge_metric(&fill_latencies, Metric::Ack);
     latencies.merge_metric(&fill_latencies, Metric::Connect);
@@ -126,11 +92,136 @@ pub async fn run(bench: &Bench, args: &HistoryArgs, report: &mut Report) -> anyh
     Ok(())
 }
 
+/// What the fill sent, acknowledged and how fast.
+fn report_fill(report: &mut Report, fill: &Fill) {
+    report.tally.sent = fill.outbox.sent();
+    report.tally.acknowledged = fill.outbox.acked();
+    report.extra("fill_secs", round3(fill.secs));
+    report.extra(
+        "fill_messages_per_sec",
+        (fill.outbox.acked() as f64 / fill.secs.max(1e-9)).round(),
+    );
+    for (code, count) in &fill.errors {
+        *report.errors.entry(code.clone()).or_default() += count;
+    }
+}
+
+/// `args.readers` readers, taking turns over `users`, each walking the history
+/// until `deadline`.
+fn spawn_readers(
+    bench: &Bench,
+    users: &[Session],
+    conversation: ConversationId,
+    args: &HistoryArgs,
+    filled: &Outbox,
+    deadline: Instant,
+) -> Vec<tokio::task::JoinHandle<Reading>> {
+    let slots = filled.sent() as usize;
+    let acked = filled.acked();
+    (0..args.readers)
+        .map(|index| {
+            let api = bench.api.clone();
+            let reader = Arc::new(users[index % users.len()].clone());
+            let page_size = args.page_size;
+            tokio::spawn(async move {
+                read_until(
+                    &api,
+                    &reader,
+                    conversation,
+                    page_size,
+                    (slots, acked),
+                    deadline,
+                )
+                .await
+            })
+        })
+        .collect()
+}
+
+/// The checks of every complete walk: each of the `acked` messages once, in order.
+fn report_reading(report: &mut Report, total: &Reading, acked: u64, secs: f64) {
+    report.tally.delivered = total.checked_messages;
+    report.tally.expected = total.walks * acked;
+    report.tally.lost = total.lost;
+    report.tally.duplicates = total.duplicates;
+    report.tally.out_of_order = total.misordered;
+    report.tally.unreadable = total.unreadable;
+    report.deliveries_per_sec = (total.messages as f64 / secs.max(1e-9)).round();
+}
+
 struct Fill {
     outbox: Outbox,
     newest_id: MessageId,
     secs: f64,
     errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// The state of a fill in progress.
+struct Filling {
+    outbox: Outbox,
+    errors: std::collections::BTreeMap<String, u64>,
+    newest_id: MessageId,
+    refused: u64,
+    /// The body buffer, reused for every send.
+    body: String,
+}
+
+impl Filling {
+    fn in_flight(&self) -> u64 {
+        self.outbox.sent() - self.outbox.acked() - self.refused
+    }
+
+    /// Writes the next message.
+    async fn send_next(
+        &mut self,
+        socket: &mut Socket,
+        conversation: ConversationId,
+    ) -> anyhow::Result<()> {
+        let sent_us = now_us();
+        let seq = self.outbox.record_send(sent_us);
+        body::encode(
+            Stamp {
+                slot: 0,
+                seq,
+                sent_us,
+            },
+            0,
+            &mut self.body,
+        );
+        let frame = ClientFrame::Send {
+            conversation_id: conversation,
+            client_msg_id: body::client_msg_id(self.outbox.nonce, seq),
+            body: self.body.clone(),
+        };
+        ws::send(socket, &frame)
+            .await
+            .context("sending a fill message")
+    }
+
+    /// Notes an ack (and its latency) or an error frame.
+    fn take(&mut self, text: &str) {
+        match ws::parse(text) {
+            Some(Event::Ack {
+                client_msg_id,
+                message_id,
+            }) => {
+                if let Some(sent_us) = body::seq_of(self.outbox.nonce, client_msg_id)
+                    .and_then(|seq| self.outbox.record_ack(seq))
+                {
+                    stats::record(Metric::Ack, now_us().saturating_sub(sent_us));
+                    self.newest_id = self.newest_id.max(message_id);
+                }
+            }
+            Some(Event::Error {
+                code,
+                client_msg_id,
+            }) => {
+                *self.errors.entry(code.into_owned()).or_insert(0) += 1;
+                self.refused += u64::from(client_msg_id.is_some());
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Sends `messages` messages over one socket, keeping `fill_window` unacknowledged.
@@ -144,64 +235,26 @@ async fn fill(
         .connect_all_or_fail(&[sender.token.as_str()])
         .await?
         .remove(0);
-    let mut outbox = Outbox::new(0x4157_0000_0000_0001);
-    let mut errors = std::collections::BTreeMap::new();
-    let mut newest_id = MessageId(0);
-    let mut refused = 0u64;
-    let mut body = String::new();
+    let mut filling = Filling {
+        outbox: Outbox::new(0x4157_0000_0000_0001),
+        errors: std::collections::BTreeMap::new(),
+        newest_id: MessageId(0),
+        refused: 0,
+        body: String::new(),
+    };
     let started = Instant::now();
     let total = args.messages as u64;
     let result = tokio::time::timeout(FILL_TIMEOUT, async {
-        while outbox.acked() + refused < total {
-            let in_flight = outbox.sent() - outbox.acked() - refused;
-            if outbox.sent() < total && in_flight < args.fill_window as u64 {
-                let sent_us = now_us();
-                let seq = outbox.record_send(sent_us);
-                body::encode(
-                    Stamp {
-                        slot: 0,
-                        seq,
-                        sent_us,
-                    },
-                    0,
-                    &mut body,
-                );
-                let frame = ClientFrame::Send {
-                    conversation_id: conversation,
-                    client_msg_id: body::client_msg_id(outbox.nonce, seq),
-                    body: body.clone(),
-                };
-                ws::send(&mut socket, &frame)
-                    .await
-                    .context("sending a fill message")?;
+        while filling.outbox.acked() + filling.refused < total {
+            if filling.outbox.sent() < total && filling.in_flight() < args.fill_window as u64 {
+                filling.send_next(&mut socket, conversation).await?;
                 continue;
             }
             let Some(frame) = socket.next().await else {
                 bail!("the server closed the fill socket")
             };
-            let WsMessage::Text(text) = frame.context("reading the fill socket")? else {
-                continue;
-            };
-            match ws::parse(&text) {
-                Some(Event::Ack {
-                    client_msg_id,
-                    message_id,
-                }) => {
-                    if let Some(sent_us) = body::seq_of(outbox.nonce, client_msg_id)
-                        .and_then(|seq| outbox.record_ack(seq))
-                    {
-                        stats::record(Metric::Ack, now_us().saturating_sub(sent_us));
-                        newest_id = newest_id.max(message_id);
-                    }
-                }
-                Some(Event::Error {
-                    code,
-                    client_msg_id,
-                }) => {
-                    *errors.entry(code.into_owned()).or_insert(0) += 1;
-                    refused += u64::from(client_msg_id.is_some());
-                }
-                _ => {}
+            if let WsMessage::Text(text) = frame.context("reading the fill socket")? {
+                filling.take(&text);
             }
         }
         anyhow::Ok(())
@@ -213,14 +266,15 @@ async fn fill(
     }
     let secs = started.elapsed().as_secs_f64();
     crate::progress!(
-        "filled {} messages in {secs:.1} s ({refused} refused)",
-        outbox.acked()
+        "filled {} messages in {secs:.1} s ({} refused)",
+        filling.outbox.acked(),
+        filling.refused
     );
     Ok(Fill {
-        outbox,
-        newest_id,
+        outbox: filling.outbox,
+        newest_id: filling.newest_id,
         secs,
-        errors,
+        errors: filling.errors,
     })
 }
 

@@ -116,86 +116,17 @@ pub async fn run(bench: &Bench, plan: TrafficPlan, report: &mut Report) -> anyho
     let sockets = bench.connect_all_or_fail(&tokens).await?;
     let connect_latencies = stats::take();
 
-    let mut recipients = vec![0u64; plan.conversations.len()];
-    for client in &plan.clients {
-        recipients[client.conversation] += 1;
-    }
-    let senders_total = plan
-        .clients
-        .iter()
-        .filter(|c| c.sender_slot.is_some())
-        .count()
-        .max(1);
-    let traffic = &plan.traffic;
-    let period = Duration::from_secs_f64(1.0 / traffic.rate.max(1e-3));
     // A moment for every task to be polled once before the first send.
     let lead = Duration::from_millis(200);
     let start = Instant::now() + lead;
     let start_us = now_us() + lead.as_micros() as u64;
-    let shared = Arc::new(Shared {
-        endpoint: bench.endpoint.clone(),
-        conns_per_source: bench.common.conns_per_source,
-        body_bytes: traffic.body_bytes,
-        start,
-        end: start + Duration::from_secs_f64(traffic.duration_secs),
-        reconnect_every: plan.reconnect_every,
-        recipients,
-        sent: AtomicU64::new(0),
-        acked: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        expected: AtomicU64::new(0),
-        last_delivery_us: AtomicU64::new(start_us),
-        errors: Mutex::new(BTreeMap::new()),
-    });
+    let shared = Arc::new(Shared::new(bench, &plan, start, start_us));
 
     let meter = CostMeter::start(bench.common.server_pid).with_services(&bench.common.service_pids);
     let (stop, stopped) = watch::channel(false);
-    let mut sender_index = 0;
-    let tasks: Vec<_> = plan
-        .clients
-        .iter()
-        .zip(sockets)
-        .enumerate()
-        .map(|(index, (client_plan, socket))| {
-            let conversation = &plan.conversations[client_plan.conversation];
-            let mut client = Client {
-                index,
-                conversation: client_plan.conversation,
-                conversation_id: conversation.id,
-                token: Arc::clone(&client_plan.token),
-                sender_slot: client_plan.sender_slot,
-                inbox: Inbox::new(conversation.senders),
-                outbox: None,
-                body: String::new(),
-                foreign: 0,
-                reconnects: 0,
-                disconnects: 0,
-                gave_up: false,
-                retries: Vec::new(),
-                retry_at: None,
-            };
-            let mut ticker = None;
-            if client.sender_slot.is_some() {
-                client.outbox = Some(Outbox::new(Jitter::new(index as u64 ^ 0x5EED).next_u64()));
-                // Spread the senders evenly over one period.
-                let phase = period.mul_f64(sender_index as f64 / senders_total as f64);
-                sender_index += 1;
-                let mut interval = tokio::time::interval_at(start + phase, period);
-                interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
-                ticker = Some(interval);
-            }
-            tokio::spawn(drive(
-                client,
-                socket,
-                ticker,
-                Arc::clone(&shared),
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let tasks = spawn_clients(&plan, sockets, &shared, &stopped);
 
-    wait_for_drain(&shared, Duration::from_secs_f64(traffic.drain_secs)).await;
+    wait_for_drain(&shared, Duration::from_secs_f64(plan.traffic.drain_secs)).await;
     let delivered = shared.delivered.load(Relaxed);
     let (server, bench_cost) = meter.finish(delivered);
     report.services = meter.services(delivered);
@@ -205,29 +136,15 @@ pub async fn run(bench: &Bench, plan: TrafficPlan, report: &mut Report) -> anyho
         clients.push(task.await?);
     }
 
-    let mut tally = Tally::default();
-    for (index, conversation) in plan.conversations.iter().enumerate() {
-        let members: Vec<&Client> = clients.iter().filter(|c| c.conversation == index).collect();
-        let mut outboxes: Vec<(u32, &Outbox)> = members
-            .iter()
-            .filter_map(|c| Some((c.sender_slot?, c.outbox.as_ref()?)))
-            .collect();
-        outboxes.sort_by_key(|(slot, _)| *slot);
-        debug_assert_eq!(outboxes.len(), conversation.senders);
-        let outboxes: Vec<&Outbox> = outboxes.into_iter().map(|(_, outbox)| outbox).collect();
-        let inboxes: Vec<&Inbox> = members.iter().map(|c| &c.inbox).collect();
-        tally.add_conversation(&outboxes, &inboxes);
-    }
-
+    report.tally = tally(&plan, &clients);
     let duration_s = (shared
         .last_delivery_us
         .load(Relaxed)
         .saturating_sub(start_us)) as f64
         / 1e6;
     report.duration_s = round3(duration_s);
-    report.tally = tally;
     report.deliveries_per_sec = if duration_s > 0.0 {
-        (tally.delivered as f64 / duration_s).round()
+        (report.tally.delivered as f64 / duration_s).round()
     } else {
         0.0
     };
@@ -241,9 +158,118 @@ pub async fn run(bench: &Bench, plan: TrafficPlan, report: &mut Report) -> anyho
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
+    report_client_counts(report, &plan, &shared, &clients);
+    Ok(())
+}
+
+/// How many of the run's clients send (at least 1, to divide by).
+fn senders_total(plan: &TrafficPlan) -> usize {
+    plan.clients
+        .iter()
+        .filter(|c| c.sender_slot.is_some())
+        .count()
+        .max(1)
+}
+
+/// The time between two sends of one sender.
+fn send_period(traffic: &Traffic) -> Duration {
+    Duration::from_secs_f64(1.0 / traffic.rate.max(1e-3))
+}
+
+impl Shared {
+    /// Nothing counted yet; sending runs from `start` for the plan's duration.
+    fn new(bench: &Bench, plan: &TrafficPlan, start: Instant, start_us: u64) -> Shared {
+        let mut recipients = vec![0u64; plan.conversations.len()];
+        for client in &plan.clients {
+            recipients[client.conversation] += 1;
+        }
+        Shared {
+            endpoint: bench.endpoint.clone(),
+            conns_per_source: bench.common.conns_per_source,
+            body_bytes: plan.traffic.body_bytes,
+            start,
+            end: start + Duration::from_secs_f64(plan.traffic.duration_secs),
+            reconnect_every: plan.reconnect_every,
+            recipients,
+            sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            expected: AtomicU64::new(0),
+            last_delivery_us: AtomicU64::new(start_us),
+            errors: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// One task per client on its socket; senders get a ticker, their phases spread
+/// evenly over one send period.
+fn spawn_clients(
+    plan: &TrafficPlan,
+    sockets: Vec<Socket>,
+    shared: &Arc<Shared>,
+    stopped: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<Client>> {
+    let senders_total = senders_total(plan);
+    let period = send_period(&plan.traffic);
+    let mut sender_index = 0;
+    plan.clients
+        .iter()
+        .zip(sockets)
+        .enumerate()
+        .map(|(index, (client_plan, socket))| {
+            let conversation = &plan.conversations[client_plan.conversation];
+            let mut client = Client::new(index, client_plan, conversation);
+            let mut ticker = None;
+            if client.sender_slot.is_some() {
+                client.outbox = Some(Outbox::new(Jitter::new(index as u64 ^ 0x5EED).next_u64()));
+                // Spread the senders evenly over one period.
+                let phase = period.mul_f64(sender_index as f64 / senders_total as f64);
+                sender_index += 1;
+                let mut interval = tokio::time::interval_at(shared.start + phase, period);
+                interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
+                ticker = Some(interval);
+            }
+            tokio::spawn(drive(
+                client,
+                socket,
+                ticker,
+                Arc::clone(shared),
+                stopped.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Counts every conversation from its senders' outboxes (in slot order) and its
+/// members' inboxes.
+fn tally(plan: &TrafficPlan, clients: &[Client]) -> Tally {
+    let mut tally = Tally::default();
+    for (index, conversation) in plan.conversations.iter().enumerate() {
+        let members: Vec<&Client> = clients.iter().filter(|c| c.conversation == index).collect();
+        let mut outboxes: Vec<(u32, &Outbox)> = members
+            .iter()
+            .filter_map(|c| Some((c.sender_slot?, c.outbox.as_ref()?)))
+            .collect();
+        outboxes.sort_by_key(|(slot, _)| *slot);
+        debug_assert_eq!(outboxes.len(), conversation.senders);
+        let outboxes: Vec<&Outbox> = outboxes.into_iter().map(|(_, outbox)| outbox).collect();
+        let inboxes: Vec<&Inbox> = members.iter().map(|c| &c.inbox).collect();
+        tally.add_conversation(&outboxes, &inboxes);
+    }
+    tally
+}
+
+/// The run's shape and what happened to its clients, as extra figures.
+fn report_client_counts(
+    report: &mut Report,
+    plan: &TrafficPlan,
+    shared: &Shared,
+    clients: &[Client],
+) {
     report.extra("conversations", plan.conversations.len());
     report.extra("connections", clients.len());
-    report.extra("senders", senders_total);
+    report.extra("senders", senders_total(plan));
     report.extra("refused", shared.refused.load(Relaxed));
     report.extra("foreign", clients.iter().map(|c| c.foreign).sum::<u64>());
     report.extra(
@@ -258,7 +284,6 @@ pub async fn run(bench: &Bench, plan: TrafficPlan, report: &mut Report) -> anyho
         "clients_gave_up",
         clients.iter().filter(|c| c.gave_up).count(),
     );
-    Ok(())
 }
 
 /// Waits for the end of sending, then until every sent message was acknowledged (or
@@ -380,6 +405,27 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 impl Client {
+    /// A client that has received and sent nothing yet (a sender's outbox is added
+    /// by [`spawn_clients`]).
+    fn new(index: usize, plan: &ClientPlan, conversation: &ConversationPlan) -> Client {
+        Client {
+            index,
+            conversation: plan.conversation,
+            conversation_id: conversation.id,
+            token: Arc::clone(&plan.token),
+            sender_slot: plan.sender_slot,
+            inbox: Inbox::new(conversation.senders),
+            outbox: None,
+            body: String::new(),
+            foreign: 0,
+            reconnects: 0,
+            disconnects: 0,
+            gave_up: false,
+            retries: Vec::new(),
+            retry_at: None,
+        }
+    }
+
     fn handle(&mut self, text: &str, shared: &Shared) {
         match ws::parse(text) {
             Some(Event::Message {

@@ -7,11 +7,14 @@ use chat_protocol::http::{
 };
 use chat_protocol::ws::ClientFrame;
 use chat_protocol::{ConversationId, UserId};
+use chat_test_support::api::Reply;
+use chat_test_support::users::{PASSWORD, ids};
+use chat_test_support::wait::eventually;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::*;
+use crate::chat;
 
 /// An id no conversation or user will ever have in a fresh server.
 const NONEXISTENT: i64 = 4_611_686_018_427_387_903;
@@ -43,7 +46,7 @@ pub fn refresh_set_cookie(reply: &Reply) -> String {
 
 #[tokio::test]
 async fn signup_returns_the_user_a_token_and_a_refresh_cookie() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let api = server.anonymous();
     let reply = api
         .post(
@@ -94,7 +97,7 @@ async fn signup_returns_the_user_a_token_and_a_refresh_cookie() {
 
 #[tokio::test]
 async fn signup_lowercases_the_username_and_refuses_a_taken_one() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("Alice_01").await;
     assert_eq!(alice.user.username, "alice_01");
     assert_eq!(
@@ -132,7 +135,7 @@ async fn signup_lowercases_the_username_and_refuses_a_taken_one() {
 
 #[tokio::test]
 async fn signup_refuses_bad_usernames_passwords_and_bodies() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let api = server.anonymous();
     for username in ["ab", "has space", "dash-ed", "émile", &"x".repeat(33), ""] {
         api.post(
@@ -183,7 +186,7 @@ async fn signup_refuses_bad_usernames_passwords_and_bodies() {
 
 #[tokio::test]
 async fn login_returns_a_token_and_a_new_refresh_cookie() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let api = server.anonymous();
     let reply = api
@@ -210,7 +213,7 @@ async fn login_returns_a_token_and_a_new_refresh_cookie() {
 
 #[tokio::test]
 async fn me_requires_a_bearer_token() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let me: User = alice.get("/me").await.expect(StatusCode::OK);
     assert_eq!(me, alice.user);
@@ -229,7 +232,7 @@ async fn me_requires_a_bearer_token() {
 
 #[tokio::test]
 async fn user_search_finds_users_by_prefix() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let alicia = server.signup("alicia").await;
     let bob = server.signup("bob").await;
@@ -254,7 +257,7 @@ async fn user_search_finds_users_by_prefix() {
 
 #[tokio::test]
 async fn creating_a_direct_conversation_twice_returns_the_same_one() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
 
@@ -286,7 +289,7 @@ async fn creating_a_direct_conversation_twice_returns_the_same_one() {
 
 #[tokio::test]
 async fn a_direct_conversation_with_an_unknown_user_is_not_found() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     alice
         .post(
@@ -313,7 +316,7 @@ async fn a_direct_conversation_with_an_unknown_user_is_not_found() {
 
 #[tokio::test]
 async fn a_group_has_its_title_and_every_member() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -339,7 +342,7 @@ async fn a_group_has_its_title_and_every_member() {
 
 #[tokio::test]
 async fn conversations_are_listed_most_recent_first_with_last_message_and_unread_count() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -390,7 +393,7 @@ async fn conversations_are_listed_most_recent_first_with_last_message_and_unread
 
 #[tokio::test]
 async fn reading_up_to_a_message_clears_the_unread_count() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await;
@@ -434,7 +437,7 @@ async fn reading_up_to_a_message_clears_the_unread_count() {
 
 #[tokio::test]
 async fn group_members_can_be_added_and_removed() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -474,7 +477,7 @@ async fn group_members_can_be_added_and_removed() {
 
 #[tokio::test]
 async fn members_cannot_be_added_to_a_direct_conversation() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -505,7 +508,7 @@ async fn members_cannot_be_added_to_a_direct_conversation() {
 
 #[tokio::test]
 async fn http_send_returns_the_message_with_a_string_snowflake_id() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await;
@@ -543,7 +546,7 @@ async fn http_send_returns_the_message_with_a_string_snowflake_id() {
 
 #[tokio::test]
 async fn history_pages_newest_first_by_cursor() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await;
@@ -629,7 +632,7 @@ async fn history_pages_newest_first_by_cursor() {
 
 #[tokio::test]
 async fn history_of_an_unknown_conversation_is_not_found() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let unknown = ConversationId(NONEXISTENT);
     alice
@@ -654,7 +657,7 @@ async fn history_of_an_unknown_conversation_is_not_found() {
 
 #[tokio::test]
 async fn every_api_endpoint_requires_authentication() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await;
@@ -702,7 +705,7 @@ async fn every_api_endpoint_requires_authentication() {
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let (status, _) = server.get_text("/healthz").await;
     assert_eq!(status, StatusCode::OK);
 
@@ -778,7 +781,7 @@ fn normalize(path: &str) -> String {
 
 #[tokio::test]
 async fn the_openapi_document_lists_every_path() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     for at in ["/api/v1/openapi.json", "/openapi.json"] {
         let (status, body) = server.get_text(at).await;
         assert_eq!(status, StatusCode::OK, "{at}");

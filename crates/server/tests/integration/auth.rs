@@ -7,11 +7,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_protocol::http::{AuthResponse, LoginRequest, RefreshResponse, SignupRequest, User};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
+use chat_test_support::api::{Api, Reply};
+use chat_test_support::server::Endpoint;
+use chat_test_support::users::PASSWORD;
+use chat_test_support::wait::RECEIVE_TIMEOUT;
+use chat_test_support::ws::{Event, Ws};
 use reqwest::StatusCode;
 use tokio::time::Instant;
 
 use crate::api::refresh_set_cookie;
-use crate::common::*;
+use crate::chat;
 
 async fn login(api: &Api, username: &str, password: &str) -> Reply {
     api.post(
@@ -36,7 +41,7 @@ async fn ws_close_code_for_token(endpoint: &Endpoint, token: &str) -> Option<u16
 
 #[tokio::test]
 async fn refresh_rotates_the_cookie_and_returns_a_working_access_token() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let before = alice.api.refresh_cookie().expect("a refresh cookie");
 
@@ -69,7 +74,7 @@ async fn refresh_rotates_the_cookie_and_returns_a_working_access_token() {
 
 #[tokio::test]
 async fn refresh_and_logout_require_the_csrf_header() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     for path in ["/auth/refresh", "/auth/logout"] {
         let reply = alice
@@ -91,7 +96,7 @@ async fn refresh_and_logout_require_the_csrf_header() {
 
 #[tokio::test]
 async fn refresh_without_a_cookie_or_with_an_unknown_one_is_refused() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     server
         .anonymous()
         .refresh()
@@ -106,7 +111,7 @@ async fn refresh_without_a_cookie_or_with_an_unknown_one_is_refused() {
 
 #[tokio::test]
 async fn a_refresh_token_used_twice_revokes_the_whole_family() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let first = alice.api.refresh_cookie().expect("a refresh cookie");
 
@@ -143,7 +148,7 @@ async fn a_refresh_token_used_twice_revokes_the_whole_family() {
 
 #[tokio::test]
 async fn logout_revokes_the_session_and_clears_the_cookie() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let token = alice.api.refresh_cookie().expect("a refresh cookie");
     let reply = alice
@@ -172,7 +177,7 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     server.signup("alice").await;
     let api = server.anonymous();
     login(&api, "alice", "wrong password")
@@ -186,7 +191,10 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
 
 #[tokio::test]
 async fn an_expired_access_token_is_refused_but_refresh_still_works() {
-    let server = Server::start_with(&[("CHAT_ACCESS_TOKEN_TTL_SECS", "1")]).await;
+    let server = chat()
+        .env(&[("CHAT_ACCESS_TOKEN_TTL_SECS", "1")])
+        .start()
+        .await;
     let alice = server.signup("alice").await;
     let reply = login(&server.anonymous(), "alice", PASSWORD).await;
     let auth: AuthResponse = reply.expect(StatusCode::OK);
@@ -235,7 +243,7 @@ fn with_edited_claims(token: &str, edit: impl FnOnce(&mut serde_json::Value)) ->
 
 #[tokio::test]
 async fn a_tampered_token_is_refused_over_http_and_websocket() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
 
@@ -285,10 +293,14 @@ async fn a_tampered_token_is_refused_over_http_and_websocket() {
 
 #[tokio::test]
 async fn a_token_signed_by_another_server_is_refused() {
-    let ours =
-        Server::start_with(&[("CHAT_JWT_SECRET", "ours-0123456789abcdef0123456789abcdef")]).await;
-    let theirs =
-        Server::start_with(&[("CHAT_JWT_SECRET", "theirs-0123456789abcdef0123456789abcdef")]).await;
+    let ours = chat()
+        .env(&[("CHAT_JWT_SECRET", "ours-0123456789abcdef0123456789abcdef")])
+        .start()
+        .await;
+    let theirs = chat()
+        .env(&[("CHAT_JWT_SECRET", "theirs-0123456789abcdef0123456789abcdef")])
+        .start()
+        .await;
     ours.signup("alice").await;
     let impostor = theirs.signup("alice").await;
     ours.anonymous()
@@ -304,7 +316,10 @@ async fn a_token_signed_by_another_server_is_refused() {
 
 #[tokio::test]
 async fn login_brute_force_is_throttled_per_account() {
-    let server = Server::start_with(&[("CHAT_LOGIN_FAILURES_PER_ACCOUNT", "3")]).await;
+    let server = chat()
+        .env(&[("CHAT_LOGIN_FAILURES_PER_ACCOUNT", "3")])
+        .start()
+        .await;
     let alice = server.signup("alice").await;
     server.signup("bob").await;
     let attacker = server.anonymous();
@@ -339,11 +354,13 @@ async fn login_brute_force_is_throttled_per_account() {
 
 #[tokio::test]
 async fn login_brute_force_is_throttled_per_address() {
-    let server = Server::start_with(&[
-        ("CHAT_LOGIN_FAILURES_PER_ADDRESS", "4"),
-        ("CHAT_LOGIN_FAILURES_PER_ACCOUNT", "100"),
-    ])
-    .await;
+    let server = chat()
+        .env(&[
+            ("CHAT_LOGIN_FAILURES_PER_ADDRESS", "4"),
+            ("CHAT_LOGIN_FAILURES_PER_ACCOUNT", "100"),
+        ])
+        .start()
+        .await;
     for name in ["alice", "bob", "carol", "dave"] {
         server.signup(name).await;
     }
@@ -363,7 +380,10 @@ async fn login_brute_force_is_throttled_per_address() {
 
 #[tokio::test]
 async fn signups_are_throttled_per_address() {
-    let server = Server::start_with(&[("CHAT_SIGNUPS_PER_MINUTE", "2")]).await;
+    let server = chat()
+        .env(&[("CHAT_SIGNUPS_PER_MINUTE", "2")])
+        .start()
+        .await;
     server.signup("alice").await;
     server.signup("bob").await;
     let reply = server
@@ -389,7 +409,10 @@ async fn signups_are_throttled_per_address() {
 
 #[tokio::test]
 async fn an_open_socket_is_closed_with_4401_when_its_token_expires() {
-    let server = Server::start_with(&[("CHAT_ACCESS_TOKEN_TTL_SECS", "1")]).await;
+    let server = chat()
+        .env(&[("CHAT_ACCESS_TOKEN_TTL_SECS", "1")])
+        .start()
+        .await;
     let alice = server.signup("alice").await;
     // With one-second tokens a token may already be stale when it arrives: take fresh
     // ones until a socket opens.

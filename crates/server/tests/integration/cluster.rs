@@ -17,13 +17,17 @@ use std::time::Duration;
 use chat_protocol::http::{Message, SendMessage};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{ConversationId, MessageId, UserId};
+use chat_test_support::api::{Api, Reply};
+use chat_test_support::server::Server;
+use chat_test_support::services::{self, Services};
+use chat_test_support::users::TestUser;
+use chat_test_support::ws::{Event, Ws};
 use reqwest::StatusCode;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, timeout};
 use uuid::Uuid;
 
-use crate::common::*;
-use crate::services::{self, Services};
+use crate::chat;
 
 /// No test of the cluster or fault suites may run longer than this, whatever hangs.
 pub const TEST_LIMIT: Duration = Duration::from_secs(120);
@@ -69,8 +73,8 @@ pub async fn start_cluster(nodes: usize, extra: &[(&str, &str)]) -> (Arc<Service
     let mut env = NODE_ENV.to_vec();
     env.extend_from_slice(extra);
     // The first node creates the schema and the topic; the others then start together.
-    let mut servers = vec![Server::start_on(Some(services.clone()), &env).await];
-    let rest = (1..nodes).map(|_| Server::start_on(Some(services.clone()), &env));
+    let mut servers = vec![chat().services(services.clone()).env(&env).start().await];
+    let rest = (1..nodes).map(|_| chat().services(services.clone()).env(&env).start());
     servers.extend(futures::future::join_all(rest).await);
     (services, servers)
 }

@@ -5,14 +5,17 @@
 use chat_protocol::http::{RefreshResponse, User};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{MessageId, close};
+use chat_test_support::users::ids;
+use chat_test_support::wait::{RECEIVE_TIMEOUT, eventually};
+use chat_test_support::ws::{Event, Ws};
 use reqwest::StatusCode;
 
-use crate::common::*;
+use crate::chat;
 
 #[tokio::test]
 async fn every_acknowledged_message_and_every_session_survive_a_restart() {
     // No CHAT_JWT_SECRET: the secret generated into the data dir must be reused.
-    let mut server = Server::start().await;
+    let mut server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -122,11 +125,13 @@ async fn every_acknowledged_message_and_every_session_survive_a_restart() {
 
 #[tokio::test]
 async fn sessions_survive_a_restart_with_a_configured_secret() {
-    let mut server = Server::start_with(&[(
-        "CHAT_JWT_SECRET",
-        "a-test-secret-0123456789abcdef0123456789",
-    )])
-    .await;
+    let mut server = chat()
+        .env(&[(
+            "CHAT_JWT_SECRET",
+            "a-test-secret-0123456789abcdef0123456789",
+        )])
+        .start()
+        .await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     // Bob rotates once; his old refresh token is kept to replay after the restart.
@@ -160,7 +165,7 @@ async fn sessions_survive_a_restart_with_a_configured_secret() {
 
 #[tokio::test]
 async fn sigterm_closes_open_sockets_with_1001_and_exits_cleanly() {
-    let mut server = Server::start().await;
+    let mut server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     alice.direct_with(&bob).await;
@@ -187,7 +192,7 @@ async fn sigterm_closes_open_sockets_with_1001_and_exits_cleanly() {
 
 #[tokio::test]
 async fn every_send_acknowledged_during_shutdown_is_kept() {
-    let mut server = Server::start().await;
+    let mut server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await.id;
@@ -236,7 +241,7 @@ async fn every_send_acknowledged_during_shutdown_is_kept() {
 
 #[tokio::test]
 async fn a_crash_loses_no_acknowledged_message() {
-    let mut server = Server::start().await;
+    let mut server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await.id;

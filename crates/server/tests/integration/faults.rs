@@ -18,14 +18,18 @@ use std::time::Duration;
 use chat_protocol::http::{AuthResponse, LoginRequest, Message, Readiness, RefreshResponse, User};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{ConversationId, MessageId};
+use chat_test_support::server::Server;
+use chat_test_support::services::Services;
+use chat_test_support::users::{PASSWORD, TestUser};
+use chat_test_support::wait::RECEIVE_TIMEOUT;
+use chat_test_support::ws::{Event, Ws};
 use reqwest::StatusCode;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::chat;
 use crate::cluster::*;
-use crate::common::*;
-use crate::services::Services;
 
 /// How long history may take to hold every acknowledged message after a fault (the
 /// persister group first waits out the dead member's session, then rebalances).
@@ -644,8 +648,8 @@ async fn redis_outage() {
     let url = redis.url();
     let mut env = NODE_ENV.to_vec();
     env.push(("CHAT_REDIS_URL", url.as_str()));
-    let a = Server::start_on(Some(services.clone()), &env).await;
-    let b = Server::start_on(Some(services.clone()), &env).await;
+    let a = chat().services(services.clone()).env(&env).start().await;
+    let b = chat().services(services.clone()).env(&env).start().await;
     let alice = a.signup("alice").await;
     let bob = b.signup("bob").await;
     let direct = alice.direct_with(&bob).await.id;
@@ -805,7 +809,11 @@ async fn a_frozen_broker_gets_sends_refused_and_sending_resumes_after_it_returns
 
 async fn broker_stopped() {
     let services = Arc::new(Services::start());
-    let a = Server::start_on(Some(services.clone()), NODE_ENV).await;
+    let a = chat()
+        .services(services.clone())
+        .env(NODE_ENV)
+        .start()
+        .await;
     let alice = a.signup("alice").await;
     let bob = a.signup("bob").await;
     let direct = alice.direct_with(&bob).await.id;

@@ -7,6 +7,10 @@ use std::time::Duration;
 use chat_protocol::http::{AddMembers, Message, SendMessage};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{ConversationId, MAX_BODY_CHARS, MAX_FRAME_BYTES, MessageId, close};
+use chat_test_support::server::Server;
+use chat_test_support::users::{TestUser, ids};
+use chat_test_support::wait::{RECEIVE_TIMEOUT, eventually};
+use chat_test_support::ws::{Event, Ws};
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -14,7 +18,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
-use crate::common::*;
+use crate::chat;
 
 /// An id no conversation will have in a fresh server.
 const NONEXISTENT: ConversationId = ConversationId(4_611_686_018_427_387_903);
@@ -30,7 +34,7 @@ struct Pair {
 }
 
 async fn pair() -> Pair {
-    pair_on(Server::start().await).await
+    pair_on(chat().start().await).await
 }
 
 async fn pair_on(server: Server) -> Pair {
@@ -456,7 +460,7 @@ async fn concurrent_retries_of_one_send_create_one_message() {
 
 #[tokio::test]
 async fn a_first_frame_other_than_auth_closes_with_4401() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await.id;
@@ -498,7 +502,7 @@ async fn a_first_frame_other_than_auth_closes_with_4401() {
 
 #[tokio::test]
 async fn no_auth_frame_within_the_timeout_closes_with_4408() {
-    let server = Server::start_with(&[("CHAT_AUTH_TIMEOUT_MS", "300")]).await;
+    let server = chat().env(&[("CHAT_AUTH_TIMEOUT_MS", "300")]).start().await;
     let alice = server.signup("alice").await;
     let started = Instant::now();
     let mut silent = Ws::connect(&server.endpoint).await;
@@ -513,7 +517,7 @@ async fn no_auth_frame_within_the_timeout_closes_with_4408() {
 
 #[tokio::test]
 async fn a_foreign_origin_is_refused_with_1008() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bearer = format!("Bearer {}", alice.token);
     let other_port = format!("http://127.0.0.1:{}", server.endpoint.addr().port() + 1);
@@ -540,7 +544,10 @@ async fn a_foreign_origin_is_refused_with_1008() {
 
 #[tokio::test]
 async fn only_configured_origins_may_connect() {
-    let server = Server::start_with(&[("CHAT_ALLOWED_ORIGINS", "https://chat.example.com")]).await;
+    let server = chat()
+        .env(&[("CHAT_ALLOWED_ORIGINS", "https://chat.example.com")])
+        .start()
+        .await;
     let alice = server.signup("alice").await;
     let mut ws =
         Ws::connect_with_headers(&server.endpoint, &[("origin", "https://evil.example.com")])
@@ -587,7 +594,7 @@ async fn malformed_and_oversized_http_bodies_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_10000_frames_closes_the_flooder_with_4429_while_others_keep_being_served() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -662,15 +669,17 @@ async fn a_flood_of_10000_frames_closes_the_flooder_with_4429_while_others_keep_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_10000_sends_is_rate_limited_per_user_while_others_keep_being_served() {
-    let server = Server::start_with(&[
-        ("CHAT_FRAMES_PER_SEC", "1000000"),
-        ("CHAT_FRAME_BURST", "1000000"),
-        ("CHAT_SEND_RATE_PER_SEC", "20"),
-        ("CHAT_SEND_BURST", "40"),
-        // This test is about the send limit, not about slow readers.
-        ("CHAT_OUTBOUND_QUEUE", "20000"),
-    ])
-    .await;
+    let server = chat()
+        .env(&[
+            ("CHAT_FRAMES_PER_SEC", "1000000"),
+            ("CHAT_FRAME_BURST", "1000000"),
+            ("CHAT_SEND_RATE_PER_SEC", "20"),
+            ("CHAT_SEND_BURST", "40"),
+            // This test is about the send limit, not about slow readers.
+            ("CHAT_OUTBOUND_QUEUE", "20000"),
+        ])
+        .start()
+        .await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -766,14 +775,16 @@ async fn a_flood_of_10000_sends_is_rate_limited_per_user_while_others_keep_being
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_is_disconnected_and_the_others_keep_being_served() {
-    let server = Server::start_with(&[
-        ("CHAT_OUTBOUND_QUEUE", "128"),
-        ("CHAT_SEND_RATE_PER_SEC", "100000"),
-        ("CHAT_SEND_BURST", "100000"),
-        ("CHAT_FRAMES_PER_SEC", "100000"),
-        ("CHAT_FRAME_BURST", "100000"),
-    ])
-    .await;
+    let server = chat()
+        .env(&[
+            ("CHAT_OUTBOUND_QUEUE", "128"),
+            ("CHAT_SEND_RATE_PER_SEC", "100000"),
+            ("CHAT_SEND_BURST", "100000"),
+            ("CHAT_FRAMES_PER_SEC", "100000"),
+            ("CHAT_FRAME_BURST", "100000"),
+        ])
+        .start()
+        .await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await.id;

@@ -5,13 +5,17 @@
 use chat_protocol::http::{AddMembers, Message};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{MessageId, UserId};
+use chat_test_support::services;
+use chat_test_support::users::ids;
+use chat_test_support::wait::{RECEIVE_TIMEOUT, eventually};
+use chat_test_support::ws::Ws;
 use reqwest::StatusCode;
 
-use crate::common::*;
+use crate::chat;
 
 #[tokio::test]
 async fn two_users_chat_over_websockets() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await;
@@ -52,7 +56,7 @@ async fn two_users_chat_over_websockets() {
 
 #[tokio::test]
 async fn three_users_in_a_group_reach_every_connection_of_every_member() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -115,7 +119,7 @@ async fn three_users_in_a_group_reach_every_connection_of_every_member() {
 
 #[tokio::test]
 async fn ready_names_the_user_and_the_heartbeat() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let mut ws = Ws::connect(&server.endpoint).await;
     ws.send(&ClientFrame::Auth {
@@ -133,7 +137,7 @@ async fn ready_names_the_user_and_the_heartbeat() {
 
 #[tokio::test]
 async fn a_bearer_header_on_the_upgrade_authenticates_without_an_auth_frame() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await;
@@ -151,7 +155,7 @@ async fn a_bearer_header_on_the_upgrade_authenticates_without_an_auth_frame() {
 
 #[tokio::test]
 async fn application_and_websocket_pings_are_answered() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let mut ws = alice.connect().await;
     ws.send(&ClientFrame::Ping).await;
@@ -181,7 +185,7 @@ async fn application_and_websocket_pings_are_answered() {
 
 #[tokio::test]
 async fn typing_reaches_the_other_members() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -212,7 +216,7 @@ async fn typing_reaches_the_other_members() {
 
 #[tokio::test]
 async fn read_receipts_reach_the_other_members() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await;
@@ -255,7 +259,7 @@ fn presence_of(user: UserId, online: bool) -> impl Fn(&ServerFrame) -> Option<()
 
 #[tokio::test]
 async fn presence_goes_to_users_who_share_a_conversation() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let stranger = server.signup("stranger").await;
@@ -284,7 +288,7 @@ async fn presence_goes_to_users_who_share_a_conversation() {
 
 #[tokio::test]
 async fn a_user_stays_online_while_any_of_their_connections_is_open() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     alice.direct_with(&bob).await;
@@ -310,7 +314,7 @@ async fn a_user_stays_online_while_any_of_their_connections_is_open() {
 
 #[tokio::test]
 async fn a_user_added_to_a_group_is_told_at_once_and_receives_its_messages() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -350,7 +354,7 @@ async fn a_user_added_to_a_group_is_told_at_once_and_receives_its_messages() {
 
 #[tokio::test]
 async fn a_removed_member_is_told_and_stops_receiving() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -388,7 +392,7 @@ async fn a_removed_member_is_told_and_stops_receiving() {
 
 #[tokio::test]
 async fn sync_replays_missed_messages_in_id_order_then_synced() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let carol = server.signup("carol").await;
@@ -429,7 +433,7 @@ async fn sync_replays_missed_messages_in_id_order_then_synced() {
         .collect();
     assert_eq!(fresh, missed, "every missed message, in id order");
     assert!(
-        crate::services::distributed() || replayed.len() == missed.len(),
+        services::distributed() || replayed.len() == missed.len(),
         "the embedded log replays exactly what came after `since`"
     );
     assert_eq!(until, Some(*missed.last().unwrap()));
@@ -458,7 +462,7 @@ async fn sync_replays_missed_messages_in_id_order_then_synced() {
         "nothing new: {replayed:?}"
     );
     assert!(
-        crate::services::distributed() || replayed.is_empty(),
+        services::distributed() || replayed.is_empty(),
         "{replayed:?}"
     );
 }
@@ -469,7 +473,7 @@ async fn sync_replays_missed_messages_in_id_order_then_synced() {
 /// partition, so out of id order); the client de-duplicates by id and sorts.
 fn as_the_client_keeps_them(received: &[Message]) -> Vec<MessageId> {
     let mut kept = ids(received);
-    if crate::services::distributed() {
+    if services::distributed() {
         kept.sort();
         kept.dedup();
     }
@@ -496,7 +500,7 @@ async fn collect_sync(ws: &mut Ws) -> (Vec<Message>, Option<MessageId>) {
 
 #[tokio::test]
 async fn the_servers_own_origin_may_connect() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let origin = server.endpoint.origin();
     let mut ws = Ws::connect_with_headers(&server.endpoint, &[("origin", &origin)])
@@ -514,11 +518,13 @@ async fn the_servers_own_origin_may_connect() {
 
 #[tokio::test]
 async fn a_configured_origin_may_connect() {
-    let server = Server::start_with(&[(
-        "CHAT_ALLOWED_ORIGINS",
-        "https://chat.example.com,https://app.example.com",
-    )])
-    .await;
+    let server = chat()
+        .env(&[(
+            "CHAT_ALLOWED_ORIGINS",
+            "https://chat.example.com,https://app.example.com",
+        )])
+        .start()
+        .await;
     let alice = server.signup("alice").await;
     let mut ws =
         Ws::connect_with_headers(&server.endpoint, &[("origin", "https://app.example.com")])
@@ -536,7 +542,7 @@ async fn a_configured_origin_may_connect() {
 
 #[tokio::test]
 async fn http_sends_and_group_changes_need_membership_but_not_a_socket() {
-    let server = Server::start().await;
+    let server = chat().start().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await;

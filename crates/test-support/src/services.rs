@@ -9,13 +9,13 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `CHAT_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`) and `CHAT_TEST_TANSU` (the broker binary).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use uuid::Uuid;
 
+use crate::broker::Broker;
+
+/// Whether the suite runs in distributed mode (`CHAT_TEST_MODE=distributed`).
 pub fn distributed() -> bool {
     std::env::var("CHAT_TEST_MODE").is_ok_and(|mode| mode == "distributed")
 }
@@ -29,7 +29,8 @@ fn redis_url() -> String {
     std::env::var("CHAT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// PostgreSQL, Redis and a broker for one server or one cluster.
+/// PostgreSQL, Redis and a broker for one server or one cluster. Dropping it drops
+/// the database, deletes the keys under its prefix and kills the broker.
 pub struct Services {
     database: String,
     prefix: String,
@@ -37,6 +38,7 @@ pub struct Services {
 }
 
 impl Services {
+    /// Creates a fresh database, picks a fresh Redis prefix and starts a broker.
     pub fn start() -> Services {
         let database = format!("chat_it_{}", Uuid::new_v4().simple());
         psql(&format!("CREATE DATABASE {database}"));
@@ -98,81 +100,4 @@ fn psql(sql: &str) {
         "`{sql}` failed; is PostgreSQL running (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)? {}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// A `tansu` broker process with in-memory storage on a free loopback port.
-pub struct Broker {
-    port: u16,
-    child: Mutex<Option<Child>>,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("find a free port");
-        let broker = Broker {
-            port,
-            child: Mutex::new(None),
-        };
-        broker.spawn();
-        broker
-    }
-
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&self) {
-        let binary = std::env::var("CHAT_TEST_TANSU")
-            .expect("distributed mode needs CHAT_TEST_TANSU, the tansu broker binary (scripts/test installs it)");
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(binary)
-            .args(["broker", "--storage-engine", "memory://tansu/"])
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        *self.child.lock().unwrap() = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(self.address()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {}",
-                self.address()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        if let Some(child) = self.child.lock().unwrap().as_ref() {
-            let _ = Command::new("kill")
-                .args([signal, &child.id().to_string()])
-                .status();
-        }
-    }
-
-    /// Freezes the broker (SIGSTOP): connections stay open but nothing answers, as
-    /// with a broker that hangs or is cut off.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
