@@ -9,6 +9,7 @@ import { useAuth } from "../auth/AuthContext";
 import { ChatSocket, defaultSocketUrl } from "../realtime/socket";
 import { ChatStore } from "../store/chatStore";
 import { ChatStoreContext, useChat, useChatStore } from "../store/hooks";
+import { followOpenConversation } from "../navigation";
 import { Sidebar } from "./Sidebar";
 import { ConversationView } from "./ConversationView";
 import { ConnectionBanner } from "./ConnectionBanner";
@@ -46,16 +47,6 @@ export function ChatApp({ me }: { me: User }) {
   );
 }
 
-function conversationFromHash(): string | null {
-  const m = /^#\/c\/([0-9A-Za-z_-]+)$/.exec(location.hash);
-  return m ? m[1] : null;
-}
-
-export function openConversationLink(id: string | null): void {
-  const hash = id ? `#/c/${id}` : "#/";
-  if (location.hash !== hash) location.hash = hash;
-}
-
 function Layout() {
   const store = useChatStore();
   const activeId = useChat((s) => s.activeId);
@@ -67,12 +58,7 @@ function Layout() {
     document.title = unread ? `(${unread}) Chat` : "Chat";
   }, [conversations]);
 
-  useEffect(() => {
-    const sync = () => store.openConversation(conversationFromHash());
-    sync();
-    window.addEventListener("hashchange", sync);
-    return () => window.removeEventListener("hashchange", sync);
-  }, [store]);
+  useEffect(() => followOpenConversation((id) => store.openConversation(id)), [store]);
 
   useEffect(() => {
     if (!notice) return;

@@ -1,14 +1,15 @@
 /** One open conversation: header, messages, who is typing, and the composer. */
 import { useState } from "react";
+import type { ConversationId } from "../protocol";
+import { openConversationLink } from "../navigation";
 import { useChat, useChatStore } from "../store/hooks";
-import { conversationTitle, directPeer, displayName, otherMembers, userName } from "../store/selectors";
+import { conversationTitle, directPeer, displayName, otherMembers, typingUserIds, userName } from "../store/selectors";
 import { Avatar } from "./Avatar";
 import { Composer } from "./Composer";
 import { GroupDialog } from "./GroupDialog";
 import { MessageList } from "./MessageList";
-import { openConversationLink } from "./ChatApp";
 
-export function ConversationView({ conversationId }: { conversationId: string }) {
+export function ConversationView({ conversationId }: { conversationId: ConversationId }) {
   const store = useChatStore();
   const conv = useChat((s) => s.conversations[conversationId]);
   const me = useChat((s) => s.me);
@@ -34,7 +35,7 @@ export function ConversationView({ conversationId }: { conversationId: string })
         .map(displayName)
         .concat("you")
         .join(", ")}`;
-  const typers = Object.keys(typing ?? {}).map((id) => userName(conv, id));
+  const typers = typingUserIds(typing).map((id) => userName(conv, id));
 
   return (
     <section className="conversation" aria-label={`Conversation with ${title}`}>

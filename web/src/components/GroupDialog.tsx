@@ -1,13 +1,13 @@
 /** Create a group, or add people to one: a title (when creating) and picked people. */
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
-import type { User } from "../protocol";
+import type { ConversationId, User, UserId } from "../protocol";
+import { openConversationLink } from "../navigation";
 import { useChatStore } from "../store/hooks";
 import { displayName } from "../store/selectors";
 import { UserSummary } from "./Avatar";
 import { useUserSearch } from "./useUserSearch";
-import { openConversationLink } from "./ChatApp";
 
-type Mode = { kind: "create" } | { kind: "add"; conversationId: string; memberIds: string[] };
+type Mode = { kind: "create" } | { kind: "add"; conversationId: ConversationId; memberIds: UserId[] };
 
 export function GroupDialog({ mode, onClose }: { mode: Mode; onClose: () => void }) {
   const store = useChatStore();
@@ -21,7 +21,7 @@ export function GroupDialog({ mode, onClose }: { mode: Mode; onClose: () => void
   const headingId = useId();
   const firstField = useRef<HTMLInputElement>(null);
   const creating = mode.kind === "create";
-  const existing = new Set(mode.kind === "add" ? mode.memberIds : []);
+  const existing = new Set<UserId>(mode.kind === "add" ? mode.memberIds : []);
 
   useEffect(() => {
     firstField.current?.focus();

@@ -3,7 +3,7 @@
  * the reader's place; new messages keep the view pinned to the bottom if it was there.
  */
 import { Fragment, useCallback, useLayoutEffect, useMemo, useRef } from "react";
-import type { Conversation, Message } from "../protocol";
+import type { Conversation, ConversationId, Message, UserId } from "../protocol";
 import type { OutgoingMessage } from "../store/chatStore";
 import { useChat, useChatStore } from "../store/hooks";
 import { displayName, readersOf, userName } from "../store/selectors";
@@ -17,7 +17,7 @@ type Row =
 
 const EMPTY: Message[] = [];
 
-export function MessageList({ conversationId }: { conversationId: string }) {
+export function MessageList({ conversationId }: { conversationId: ConversationId }) {
   const store = useChatStore();
   const me = useChat((s) => s.me);
   const conv = useChat((s) => s.conversations[conversationId]);
@@ -146,7 +146,7 @@ function SentMessage({
 }: {
   m: Message;
   conv: Conversation;
-  meId: string;
+  meId: UserId;
   startsRun: boolean;
   seenBy: string[] | null;
 }) {

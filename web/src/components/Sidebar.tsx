@@ -1,14 +1,14 @@
 /** The conversation list, people search and the account menu. */
 import { useMemo, useState } from "react";
-import type { Conversation, User } from "../protocol";
+import type { Conversation, User, UserId } from "../protocol";
 import { useAuth } from "../auth/AuthContext";
+import { conversationHref, openConversationLink } from "../navigation";
 import { useChat, useChatStore } from "../store/hooks";
-import { conversationTitle, directPeer, displayName, sortConversations, userName } from "../store/selectors";
+import { conversationTitle, directPeer, displayName, sortConversations, typingUserIds, userName } from "../store/selectors";
 import { formatListTime } from "../lib/time";
 import { Avatar, UserSummary } from "./Avatar";
 import { GroupDialog } from "./GroupDialog";
 import { useUserSearch } from "./useUserSearch";
-import { openConversationLink } from "./ChatApp";
 
 export function Sidebar() {
   const { logout } = useAuth();
@@ -91,14 +91,14 @@ export function Sidebar() {
   );
 }
 
-function ConversationRow({ c, meId }: { c: Conversation; meId: string }) {
+function ConversationRow({ c, meId }: { c: Conversation; meId: UserId }) {
   const activeId = useChat((s) => s.activeId);
   const presence = useChat((s) => s.presence);
   const typing = useChat((s) => s.typing[c.id]);
   const title = conversationTitle(c, meId);
   const peer = directPeer(c, meId);
   const last = c.last_message;
-  const someoneTyping = typing && Object.keys(typing).length > 0;
+  const someoneTyping = typingUserIds(typing).length > 0;
   const preview = someoneTyping
     ? "typing…"
     : last
@@ -108,7 +108,7 @@ function ConversationRow({ c, meId }: { c: Conversation; meId: string }) {
   return (
     <li>
       <a
-        href={`#/c/${c.id}`}
+        href={conversationHref(c.id)}
         className="row"
         aria-current={activeId === c.id ? "page" : undefined}
         aria-label={`${title}${unread ? `, ${unread} unread` : ""}${peer ? (presence[peer.id] ? ", online" : ", offline") : ""}`}
@@ -134,6 +134,6 @@ function ConversationRow({ c, meId }: { c: Conversation; meId: string }) {
   );
 }
 
-function senderFirstName(c: Conversation, id: string): string {
+function senderFirstName(c: Conversation, id: UserId): string {
   return userName(c, id).split(/\s+/)[0];
 }

@@ -2,31 +2,19 @@ import { act, render, renderHook, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import type { ReactNode } from "react";
 import { describe, expect, it, vi } from "vitest";
-import type { Conversation, User } from "../protocol";
 import { AuthProvider } from "../auth/AuthContext";
 import { Session } from "../auth/session";
 import { ChatStore } from "../store/chatStore";
 import { ChatStoreContext, useChat } from "../store/hooks";
+import { messageId } from "../lib/ids";
 import { FakeApi, FakeTransport, jsonResponse } from "../test/fakes";
+import { DIRECT_ID, alice, bob, direct } from "../test/fixtures";
 import { AuthScreen } from "./AuthScreen";
 import { Composer } from "./Composer";
 import { ConversationView } from "./ConversationView";
 import { MessageText } from "./MessageText";
 
-const alice: User = { id: "1", username: "alice", display_name: "Alice" };
-const bob: User = { id: "2", username: "bob", display_name: "Bob" };
-const conv: Conversation = {
-  id: "100",
-  kind: "direct",
-  title: null,
-  members: [
-    { user: alice, last_read_id: null },
-    { user: bob, last_read_id: null },
-  ],
-  last_message: null,
-  unread_count: 0,
-  created_at: "2026-01-01T00:00:00Z",
-};
+const conv = direct();
 
 describe("MessageText", () => {
   it("renders markup as text and only http(s) URLs as links", () => {
@@ -135,8 +123,8 @@ describe("useChat and the conversation view", () => {
     const user = userEvent.setup();
     const { store, transport, wrapper } = withStore();
     await act(() => store.loadConversations());
-    act(() => store.openConversation("100"));
-    render(<ConversationView conversationId="100" />, { wrapper });
+    act(() => store.openConversation(DIRECT_ID));
+    render(<ConversationView conversationId={DIRECT_ID} />, { wrapper });
     await user.type(screen.getByLabelText("Message Bob"), "hello there{Enter}");
     const cid = transport.ofType("send")[0].client_msg_id;
     expect(screen.getByLabelText("Sending")).toBeInTheDocument();
@@ -145,12 +133,12 @@ describe("useChat and the conversation view", () => {
     await user.click(screen.getByRole("button", { name: "Retry" }));
     expect(transport.ofType("send").map((f) => f.client_msg_id)).toEqual([cid, cid]);
     act(() => {
-      transport.emit({ type: "ack", client_msg_id: cid, message_id: "900", conversation_id: "100" });
-      transport.emit({ type: "typing", conversation_id: "100", user_id: bob.id });
+      transport.emit({ type: "ack", client_msg_id: cid, message_id: messageId("900"), conversation_id: DIRECT_ID });
+      transport.emit({ type: "typing", conversation_id: DIRECT_ID, user_id: bob.id });
     });
     expect(screen.getByLabelText("Sent")).toBeInTheDocument();
     expect(screen.getByText("Bob is typing…")).toBeInTheDocument();
-    act(() => transport.emit({ type: "read", conversation_id: "100", user_id: bob.id, message_id: "900" }));
+    act(() => transport.emit({ type: "read", conversation_id: DIRECT_ID, user_id: bob.id, message_id: messageId("900") }));
     expect(screen.getByLabelText("Read")).toBeInTheDocument();
     expect(screen.getByText("Seen")).toBeInTheDocument();
     expect(screen.getByText("Today")).toBeInTheDocument();

@@ -1,13 +1,52 @@
 /**
+ * Ids on the client. Every id is a 64-bit integer that travels as a decimal string
+ * (DESIGN.md §3), and protocol.ts brands each kind (`UserId`, `ConversationId`,
+ * `MessageId`) so one can never be passed where another is expected.
+ *
+ * Ids that arrive from the server are typed by protocol.ts already. The constructors
+ * here are the only place a plain string becomes an id: `parse…` for outside input
+ * (the URL), the bare constructors for strings the client made itself (test fixtures).
+ */
+import type { ConversationId, MessageId, UserId } from "../protocol";
+
+/** Any kind of id; a function over ids takes one kind at a time. */
+type AnyId = UserId | ConversationId | MessageId;
+
+/** What the server sends: a non-negative i64 in decimal, no sign, no padding rules. */
+const DECIMAL_ID = /^[0-9]{1,19}$/;
+
+function isDecimalId(raw: string): boolean {
+  return DECIMAL_ID.test(raw);
+}
+
+export function userId(raw: string): UserId {
+  return raw as UserId;
+}
+
+export function conversationId(raw: string): ConversationId {
+  return raw as ConversationId;
+}
+
+export function messageId(raw: string): MessageId {
+  return raw as MessageId;
+}
+
+/** A conversation id from outside input (the URL); null unless it looks like one. */
+export function parseConversationId(raw: string | null | undefined): ConversationId | null {
+  return raw && isDecimalId(raw) ? conversationId(raw) : null;
+}
+
+/**
  * Snowflake message ids arrive as decimal strings (they exceed 2^53), so they are
  * compared as strings: a longer decimal is larger, equal lengths compare lexically.
+ * Both sides must be the same kind of id.
  */
-export function compareIds(a: string, b: string): number {
+export function compareIds<Id extends AnyId>(a: Id, b: NoInfer<Id>): number {
   if (a.length !== b.length) return a.length < b.length ? -1 : 1;
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export function maxId(a: string | null | undefined, b: string | null | undefined): string | null {
+export function maxId<Id extends AnyId>(a: Id | null | undefined, b: NoInfer<Id> | null | undefined): Id | null {
   if (!a) return b ?? null;
   if (!b) return a;
   return compareIds(a, b) >= 0 ? a : b;

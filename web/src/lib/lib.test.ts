@@ -1,15 +1,33 @@
 import { describe, expect, it } from "vitest";
-import { compareIds, maxId, newUuid } from "./ids";
+import type { ConversationId } from "../protocol";
+import { compareIds, conversationId, maxId, messageId, newUuid, parseConversationId, userId } from "./ids";
 import { linkify } from "./linkify";
 import { formatDay } from "./time";
 
 describe("compareIds", () => {
   it("orders 64-bit decimal ids numerically, beyond 2^53", () => {
-    expect(compareIds("9", "10")).toBe(-1);
-    expect(compareIds("9007199254740993", "9007199254740992")).toBe(1);
-    expect(compareIds("385556351339724800", "385556351339724800")).toBe(0);
-    expect(maxId(null, "5")).toBe("5");
-    expect(maxId("100", "99")).toBe("100");
+    const id = messageId;
+    expect(compareIds(id("9"), id("10"))).toBe(-1);
+    expect(compareIds(id("9007199254740993"), id("9007199254740992"))).toBe(1);
+    expect(compareIds(id("385556351339724800"), id("385556351339724800"))).toBe(0);
+    expect(maxId(null, id("5"))).toBe("5");
+    expect(maxId(id("100"), id("99"))).toBe("100");
+  });
+
+  it("parses conversation ids from outside input, refusing anything that is not one", () => {
+    expect(parseConversationId("385556351339724800")).toBe(conversationId("385556351339724800"));
+    for (const raw of ["", "abc", "-4", "1.5", "12345678901234567890", "1/2", null, undefined]) {
+      expect(parseConversationId(raw)).toBeNull();
+    }
+  });
+
+  it("keeps the kinds of id apart at compile time", () => {
+    const user = userId("7");
+    // @ts-expect-error a user id is not a conversation id
+    const asConversation: ConversationId = user;
+    // @ts-expect-error nor is a plain string
+    const fromString: ConversationId = "7";
+    expect([asConversation, fromString]).toEqual(["7", "7"]); // the brand costs nothing at run time
   });
 
   it("makes v4 UUIDs", () => {

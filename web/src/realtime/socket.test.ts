@@ -1,9 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { User } from "../protocol";
 import { FakeWebSocket } from "../test/fakes";
+import { alice } from "../test/fixtures";
 import { CONNECT_TIMEOUT_MS, ChatSocket, type ConnectionStatus } from "./socket";
-
-const alice: User = { id: "1", username: "alice", display_name: "Alice" };
 
 function setup(overrides: Partial<ConstructorParameters<typeof ChatSocket>[0]> = {}) {
   let token = "t1";

@@ -1,46 +1,20 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Conversation, Message, User } from "../protocol";
+import type { Conversation, Message } from "../protocol";
+import { conversationId, messageId } from "../lib/ids";
 import { FakeApi, FakeTransport } from "../test/fakes";
+import { DIRECT_ID, alice, bob, direct, msg } from "../test/fixtures";
 import { ACK_TIMEOUT_MS, ChatStore, TYPING_SHOW_MS } from "./chatStore";
 import { mergeMessages } from "./messages";
 
-const alice: User = { id: "1", username: "alice", display_name: "Alice" };
-const bob: User = { id: "2", username: "bob", display_name: "Bob" };
-
-let seq = 0;
-function msg(id: string, from: User = bob, conv = "100", body = `m${id}`): Message {
-  seq += 1;
-  return {
-    id,
-    conversation_id: conv,
-    sender_id: from.id,
-    body,
-    client_msg_id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
-    created_at: new Date(Date.UTC(2026, 0, 1, 12, 0, Number(id) % 60)).toISOString(),
-  };
-}
-
-function direct(id = "100", last: Message | null = null, unread = 0): Conversation {
-  return {
-    id,
-    kind: "direct",
-    title: null,
-    members: [
-      { user: alice, last_read_id: null },
-      { user: bob, last_read_id: null },
-    ],
-    last_message: last,
-    unread_count: unread,
-    created_at: "2026-01-01T00:00:00Z",
-  };
-}
+const OTHER_ID = conversationId("200");
+const NEW_ID = conversationId("300");
 
 function setup(conversations: Conversation[] = [direct()], history: Message[] = []) {
   const api = new FakeApi({
     "/conversations/": (path: string) =>
       path.includes("/messages")
         ? { messages: [...history].reverse(), has_more: false }
-        : direct(path.split("/")[2]),
+        : direct(conversationId(path.split("/")[2])),
     "/conversations": conversations,
   });
   const transport = new FakeTransport();
@@ -72,27 +46,27 @@ describe("ChatStore", () => {
     transport.goReady(alice); // reconnect → sync replays it again
     await vi.advanceTimersByTimeAsync(0);
     transport.emit({ type: "message", message: m });
-    await store.loadLatest("100");
-    expect(s().messages["100"].items.map((x) => x.id)).toEqual(["5"]);
-    expect(s().conversations["100"].unread_count).toBe(1);
+    await store.loadLatest(DIRECT_ID);
+    expect(s().messages[DIRECT_ID].items.map((x) => x.id)).toEqual(["5"]);
+    expect(s().conversations[DIRECT_ID].unread_count).toBe(1);
   });
 
   it("syncs from the newest id it has seen after every ready", async () => {
-    const { store, transport } = setup([direct("100", msg("40"))]);
+    const { store, transport } = setup([direct(DIRECT_ID, msg("40"))]);
     store.loadConversations();
     transport.goReady(alice);
     await vi.advanceTimersByTimeAsync(0);
-    expect(transport.ofType("sync")).toEqual([{ type: "sync", since: "40" }]);
+    expect(transport.ofType("sync")).toEqual([{ type: "sync", since: messageId("40") }]);
     transport.emit({ type: "message", message: msg("41") });
-    transport.emit({ type: "synced", until: "41" });
+    transport.emit({ type: "synced", until: messageId("41") });
     transport.goOffline();
     transport.goReady(alice);
     await vi.advanceTimersByTimeAsync(0);
-    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: "41" });
+    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: messageId("41") });
   });
 
   it("does not skip what a replay cut short by a drop had not delivered yet", async () => {
-    const { store, transport } = setup([direct("100", msg("40"))]);
+    const { store, transport } = setup([direct(DIRECT_ID, msg("40"))]);
     store.loadConversations();
     transport.goReady(alice);
     await vi.advanceTimersByTimeAsync(0);
@@ -103,38 +77,38 @@ describe("ChatStore", () => {
     transport.goOffline();
     transport.goReady(alice);
     await vi.advanceTimersByTimeAsync(0);
-    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: "40" });
+    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: messageId("40") });
     // This time the replay completes: everything it carried counts.
     transport.emit({ type: "message", message: msg("91") });
-    transport.emit({ type: "synced", until: "89" });
+    transport.emit({ type: "synced", until: messageId("89") });
     transport.emit({ type: "message", message: msg("92") });
     transport.goOffline();
     transport.goReady(alice);
     await vi.advanceTimersByTimeAsync(0);
-    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: "92" });
+    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: messageId("92") });
   });
 
   it("sends optimistically and settles on ack and echo without duplicating", async () => {
     const { store, transport, s } = setup();
     await store.loadConversations();
-    const cid = store.sendMessage("100", "  hello  ")!;
+    const cid = store.sendMessage(DIRECT_ID, "  hello  ")!;
     expect(s().outbox[cid]).toMatchObject({ status: "pending", body: "hello" });
-    expect(transport.ofType("send")).toEqual([{ type: "send", conversation_id: "100", client_msg_id: cid, body: "hello" }]);
-    transport.emit({ type: "ack", client_msg_id: cid, message_id: "77", conversation_id: "100" });
+    expect(transport.ofType("send")).toEqual([{ type: "send", conversation_id: DIRECT_ID, client_msg_id: cid, body: "hello" }]);
+    transport.emit({ type: "ack", client_msg_id: cid, message_id: messageId("77"), conversation_id: DIRECT_ID });
     expect(s().outbox[cid]).toBeUndefined();
     transport.emit({
       type: "message",
-      message: { id: "77", conversation_id: "100", sender_id: alice.id, body: "hello", client_msg_id: cid, created_at: "2026-01-01T12:00:00Z" },
+      message: { id: messageId("77"), conversation_id: DIRECT_ID, sender_id: alice.id, body: "hello", client_msg_id: cid, created_at: "2026-01-01T12:00:00Z" },
     });
-    expect(s().messages["100"].items).toHaveLength(1);
-    expect(s().messages["100"].items[0].created_at).toBe("2026-01-01T12:00:00Z"); // the server's copy wins
-    expect(s().conversations["100"].last_message?.id).toBe("77");
+    expect(s().messages[DIRECT_ID].items).toHaveLength(1);
+    expect(s().messages[DIRECT_ID].items[0].created_at).toBe("2026-01-01T12:00:00Z"); // the server's copy wins
+    expect(s().conversations[DIRECT_ID].last_message?.id).toBe("77");
   });
 
   it("marks a refused send failed and retries it with the same client_msg_id", async () => {
     const { store, transport, s } = setup();
     await store.loadConversations();
-    const cid = store.sendMessage("100", "hi")!;
+    const cid = store.sendMessage(DIRECT_ID, "hi")!;
     transport.emit({ type: "error", code: "rate_limited", message: "Slow down", client_msg_id: cid });
     expect(s().outbox[cid]).toMatchObject({ status: "failed", error: "Slow down" });
     store.retry(cid);
@@ -147,7 +121,7 @@ describe("ChatStore", () => {
   it("fails a send that is never acknowledged", async () => {
     const { store, s } = setup();
     await store.loadConversations();
-    const cid = store.sendMessage("100", "hi")!;
+    const cid = store.sendMessage(DIRECT_ID, "hi")!;
     await vi.advanceTimersByTimeAsync(ACK_TIMEOUT_MS);
     expect(s().outbox[cid].status).toBe("failed");
   });
@@ -156,7 +130,7 @@ describe("ChatStore", () => {
     const { store, transport, s } = setup();
     await store.loadConversations();
     transport.goOffline();
-    const cid = store.sendMessage("100", "while offline")!;
+    const cid = store.sendMessage(DIRECT_ID, "while offline")!;
     await vi.advanceTimersByTimeAsync(ACK_TIMEOUT_MS * 2);
     expect(s().outbox[cid].status).toBe("pending"); // waiting, not failed
     transport.goReady(alice);
@@ -168,7 +142,7 @@ describe("ChatStore", () => {
   it("does not fail a send that was in flight when the connection dropped; resends it", async () => {
     const { store, transport, s } = setup();
     await store.loadConversations();
-    const cid = store.sendMessage("100", "in flight")!;
+    const cid = store.sendMessage(DIRECT_ID, "in flight")!;
     transport.goOffline();
     await vi.advanceTimersByTimeAsync(ACK_TIMEOUT_MS * 2);
     expect(s().outbox[cid].status).toBe("pending");
@@ -178,71 +152,71 @@ describe("ChatStore", () => {
   });
 
   it("counts unread only for new messages from others in conversations not on screen", async () => {
-    const { store, transport, s } = setup([direct("100", msg("50"), 2)]);
+    const { store, transport, s } = setup([direct(DIRECT_ID, msg("50"), 2)]);
     await store.loadConversations();
     transport.emit({ type: "message", message: msg("49") }); // a sync replay of an old one
-    expect(s().conversations["100"].unread_count).toBe(2);
+    expect(s().conversations[DIRECT_ID].unread_count).toBe(2);
     transport.emit({ type: "message", message: msg("51") });
-    expect(s().conversations["100"].unread_count).toBe(3);
+    expect(s().conversations[DIRECT_ID].unread_count).toBe(3);
     transport.emit({ type: "message", message: msg("52", alice) });
-    expect(s().conversations["100"].unread_count).toBe(0);
+    expect(s().conversations[DIRECT_ID].unread_count).toBe(0);
   });
 
   it("marks the open conversation read and updates receipts from read frames", async () => {
-    const { store, transport, s } = setup([direct("100", msg("60"), 1)], [msg("60")]);
+    const { store, transport, s } = setup([direct(DIRECT_ID, msg("60"), 1)], [msg("60")]);
     await store.loadConversations();
-    store.openConversation("100");
+    store.openConversation(DIRECT_ID);
     await vi.advanceTimersByTimeAsync(0);
-    expect(transport.ofType("read")).toEqual([{ type: "read", conversation_id: "100", message_id: "60" }]);
-    expect(s().conversations["100"].unread_count).toBe(0);
+    expect(transport.ofType("read")).toEqual([{ type: "read", conversation_id: DIRECT_ID, message_id: messageId("60") }]);
+    expect(s().conversations[DIRECT_ID].unread_count).toBe(0);
     transport.emit({ type: "message", message: msg("61") });
-    expect(transport.ofType("read").at(-1)).toEqual({ type: "read", conversation_id: "100", message_id: "61" });
-    expect(s().conversations["100"].unread_count).toBe(0);
+    expect(transport.ofType("read").at(-1)).toEqual({ type: "read", conversation_id: DIRECT_ID, message_id: messageId("61") });
+    expect(s().conversations[DIRECT_ID].unread_count).toBe(0);
     // Not while the tab is hidden.
     store.setVisible(false);
     transport.emit({ type: "message", message: msg("62") });
     expect(transport.ofType("read")).toHaveLength(2);
-    expect(s().conversations["100"].unread_count).toBe(1);
+    expect(s().conversations[DIRECT_ID].unread_count).toBe(1);
     store.setVisible(true);
     expect(transport.ofType("read").at(-1)?.message_id).toBe("62");
-    transport.emit({ type: "read", conversation_id: "100", user_id: bob.id, message_id: "61" });
-    const bobMember = s().conversations["100"].members.find((m) => m.user.id === bob.id)!;
+    transport.emit({ type: "read", conversation_id: DIRECT_ID, user_id: bob.id, message_id: messageId("61") });
+    const bobMember = s().conversations[DIRECT_ID].members.find((m) => m.user.id === bob.id)!;
     expect(bobMember.last_read_id).toBe("61");
     // An older receipt never moves it back.
-    transport.emit({ type: "read", conversation_id: "100", user_id: bob.id, message_id: "55" });
-    expect(s().conversations["100"].members.find((m) => m.user.id === bob.id)!.last_read_id).toBe("61");
+    transport.emit({ type: "read", conversation_id: DIRECT_ID, user_id: bob.id, message_id: messageId("55") });
+    expect(s().conversations[DIRECT_ID].members.find((m) => m.user.id === bob.id)!.last_read_id).toBe("61");
   });
 
   it("shows typing for a few seconds, and stops when the typist's message arrives", async () => {
     const { store, transport, s } = setup();
     await store.loadConversations();
-    transport.emit({ type: "typing", conversation_id: "100", user_id: bob.id });
-    expect(Object.keys(s().typing["100"])).toEqual([bob.id]);
+    transport.emit({ type: "typing", conversation_id: DIRECT_ID, user_id: bob.id });
+    expect(Object.keys(s().typing[DIRECT_ID])).toEqual([bob.id]);
     await vi.advanceTimersByTimeAsync(TYPING_SHOW_MS);
-    expect(s().typing["100"]).toEqual({});
-    transport.emit({ type: "typing", conversation_id: "100", user_id: bob.id });
+    expect(s().typing[DIRECT_ID]).toEqual({});
+    transport.emit({ type: "typing", conversation_id: DIRECT_ID, user_id: bob.id });
     transport.emit({ type: "message", message: msg("70") });
-    expect(s().typing["100"]).toEqual({});
+    expect(s().typing[DIRECT_ID]).toEqual({});
   });
 
   it("throttles its own typing notifications", async () => {
     const { store, transport } = setup();
-    store.notifyTyping("100");
-    store.notifyTyping("100");
+    store.notifyTyping(DIRECT_ID);
+    store.notifyTyping(DIRECT_ID);
     expect(transport.ofType("typing")).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(3_000);
-    store.notifyTyping("100");
+    store.notifyTyping(DIRECT_ID);
     expect(transport.ofType("typing")).toHaveLength(2);
   });
 
   it("fetches a conversation it first hears about through a message", async () => {
     const { store, transport, api, s } = setup([]);
     await store.loadConversations();
-    transport.emit({ type: "message", message: msg("80", bob, "200") });
+    transport.emit({ type: "message", message: msg("80", bob, OTHER_ID) });
     await vi.advanceTimersByTimeAsync(0);
     expect(api.calls.map((c) => c.path)).toContain("/conversations/200");
-    expect(s().conversations["200"]).toBeDefined();
-    expect(s().messages["200"].items.map((m) => m.id)).toEqual(["80"]);
+    expect(s().conversations[OTHER_ID]).toBeDefined();
+    expect(s().messages[OTHER_ID].items.map((m) => m.id)).toEqual(["80"]);
   });
 
   it("tracks presence and conversations added or removed live", async () => {
@@ -250,11 +224,11 @@ describe("ChatStore", () => {
     await store.loadConversations();
     transport.emit({ type: "presence", user_id: bob.id, online: true });
     expect(s().presence[bob.id]).toBe(true);
-    transport.emit({ type: "conversation", conversation: direct("300") });
-    expect(s().conversations["300"]).toBeDefined();
-    store.openConversation("300");
-    transport.emit({ type: "removed", conversation_id: "300" });
-    expect(s().conversations["300"]).toBeUndefined();
+    transport.emit({ type: "conversation", conversation: direct(NEW_ID) });
+    expect(s().conversations[NEW_ID]).toBeDefined();
+    store.openConversation(NEW_ID);
+    transport.emit({ type: "removed", conversation_id: NEW_ID });
+    expect(s().conversations[NEW_ID]).toBeUndefined();
     expect(s().activeId).toBeNull();
   });
 
@@ -275,14 +249,14 @@ describe("ChatStore", () => {
     const api = new FakeApi({
       "/conversations/100/messages?before=20": { messages: [...older].reverse(), has_more: false },
       "/conversations/100/messages": { messages: [...page1].reverse(), has_more: true },
-      "/conversations": [direct("100", page1[2])],
+      "/conversations": [direct(DIRECT_ID, page1[2])],
     });
     const store = new ChatStore(alice, api, new FakeTransport());
     await store.loadConversations();
-    await store.loadLatest("100");
-    expect(store.getState().messages["100"].hasMore).toBe(true);
-    await store.loadOlder("100");
-    const entry = store.getState().messages["100"];
+    await store.loadLatest(DIRECT_ID);
+    expect(store.getState().messages[DIRECT_ID].hasMore).toBe(true);
+    await store.loadOlder(DIRECT_ID);
+    const entry = store.getState().messages[DIRECT_ID];
     expect(entry.items.map((m) => m.id)).toEqual(["10", "11", "20", "21", "22"]);
     expect(entry.hasMore).toBe(false);
     expect(api.calls.at(-1)?.path).toBe("/conversations/100/messages?before=20&limit=50");

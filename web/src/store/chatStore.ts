@@ -29,7 +29,7 @@ import type {
   UserId,
 } from "../protocol";
 import { MAX_BODY_CHARS } from "../protocol";
-import { compareIds, maxId, newUuid } from "../lib/ids";
+import { compareIds, maxId, messageId, newUuid } from "../lib/ids";
 import type { ConnectionStatus } from "../realtime/socket";
 import { mergeMessages } from "./messages";
 
@@ -85,6 +85,12 @@ export const ACK_TIMEOUT_MS = 10_000;
 export const TYPING_SHOW_MS = 6_000;
 export const TYPING_SEND_EVERY_MS = 3_000;
 export const HISTORY_PAGE = 50;
+/**
+ * Where a sync starts when nothing has been seen yet: every id is newer, so it still
+ * replays whatever arrived since the list was fetched (a sync without `since` replays
+ * nothing).
+ */
+const BEFORE_EVERY_MESSAGE = messageId("0");
 
 const EMPTY_MESSAGES: ConversationMessages = { items: [], hasMore: true, loaded: false, loadingOlder: false };
 
@@ -416,9 +422,7 @@ export class ChatStore {
     this.readyCount += 1;
     // The first sync replays from the list snapshot, so wait for it.
     if (this.listLoad) await this.listLoad.catch(() => undefined);
-    // With nothing seen yet, "0" still replays whatever arrived since the list was
-    // fetched (a sync without `since` replays nothing).
-    this.transport.send({ type: "sync", since: this.state.lastSeenId ?? "0" });
+    this.transport.send({ type: "sync", since: this.state.lastSeenId ?? BEFORE_EVERY_MESSAGE });
     this.syncing = true;
     this.syncHigh = null;
     // Anything that never got an ack goes again, with the same client_msg_id.

@@ -1,5 +1,5 @@
 /** Derived views of ChatState used by several components. */
-import type { Conversation, User, UserId } from "../protocol";
+import type { Conversation, MessageId, User, UserId } from "../protocol";
 import { compareIds } from "../lib/ids";
 
 export function displayName(u: User): string {
@@ -32,7 +32,7 @@ export function sortConversations(list: Conversation[]): Conversation[] {
 }
 
 /** Who (other than me) has read up to at least `messageId`. */
-export function readersOf(c: Conversation, messageId: string, me: UserId): User[] {
+export function readersOf(c: Conversation, messageId: MessageId, me: UserId): User[] {
   return c.members
     .filter((m) => m.user.id !== me && m.last_read_id && compareIds(m.last_read_id, messageId) >= 0)
     .map((m) => m.user);
@@ -41,4 +41,10 @@ export function readersOf(c: Conversation, messageId: string, me: UserId): User[
 export function userName(c: Conversation, id: UserId): string {
   const m = c.members.find((x) => x.user.id === id);
   return m ? displayName(m.user) : "Someone";
+}
+
+/** Who is typing, from one conversation's typing entries (user → expiry). */
+export function typingUserIds(typing: Partial<Record<UserId, number>> | undefined): UserId[] {
+  // Object.keys widens keys to string; these keys were written as user ids.
+  return Object.keys(typing ?? {}) as UserId[];
 }
