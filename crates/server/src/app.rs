@@ -154,7 +154,9 @@ impl Durable {
     }
 
     async fn postgres(url: &str) -> Result<Self, StartError> {
-        let pool = database::postgres::open(url).await?;
+        let pool = database::postgres::open(url)
+            .await
+            .map_err(StoreError::from)?;
         let store = Arc::new(PostgresStore::new(pool.clone()));
         let ping = pool.clone();
         Ok(Self {
@@ -283,7 +285,11 @@ impl Node {
         // The SQLite file holds whatever has no other home.
         let needs_sqlite = config.database_url.is_none() || config.kafka_brokers.is_none();
         let sqlite = match needs_sqlite {
-            true => Some(database::sqlite::open(&config.data_dir).await?),
+            true => Some(
+                database::sqlite::open(&config.data_dir)
+                    .await
+                    .map_err(StoreError::from)?,
+            ),
             false => None,
         };
         let durable = match (&config.database_url, &sqlite) {

@@ -6,8 +6,6 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::store::StoreError;
-
 /// Enough for one node's HTTP handlers, persister and gateway lookups; PostgreSQL's
 /// default `max_connections` (100) leaves room for several nodes.
 const MAX_CONNECTIONS: u32 = 16;
@@ -16,16 +14,13 @@ const MAX_CONNECTIONS: u32 = 16;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to the database at `url` and applies the PostgreSQL migrations.
-pub async fn open(url: &str) -> Result<PgPool, StoreError> {
+pub async fn open(url: &str) -> Result<PgPool, sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect(url)
         .await?;
-    sqlx::migrate!("./migrations/postgres")
-        .run(&pool)
-        .await
-        .map_err(|e| StoreError::Failed(format!("migrating PostgreSQL: {e}")))?;
+    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
     Ok(pool)
 }
 
@@ -38,7 +33,7 @@ pub fn time_of(ms: i64) -> DateTime<Utc> {
 }
 
 /// Whether the database answers, for `/readyz`.
-pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())
 }

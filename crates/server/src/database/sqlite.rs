@@ -15,8 +15,6 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use crate::store::StoreError;
-
 /// The connections to the SQLite file: one writer (SQLite runs one write
 /// transaction at a time; queuing writers here instead of in SQLite's lock avoids its
 /// sleep-and-retry back-off and `database is locked` errors) and several readers
@@ -28,10 +26,8 @@ pub struct SqlitePools {
 }
 
 /// Opens (creating if needed) `chat.db` in `data_dir` and applies the migrations.
-pub async fn open(data_dir: &Path) -> Result<SqlitePools, StoreError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| {
-        StoreError::Unavailable(format!("cannot create {}: {e}", data_dir.display()))
-    })?;
+pub async fn open(data_dir: &Path) -> Result<SqlitePools, sqlx::Error> {
+    std::fs::create_dir_all(data_dir)?;
     let options = SqliteConnectOptions::from_str("sqlite://")?
         .filename(data_dir.join("chat.db"))
         .create_if_missing(true)
@@ -46,10 +42,7 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePools, StoreError> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.clone())
         .await?;
-    sqlx::migrate!("./migrations/sqlite")
-        .run(&write)
-        .await
-        .map_err(|e| StoreError::Failed(format!("migrating SQLite: {e}")))?;
+    sqlx::migrate!("./migrations/sqlite").run(&write).await?;
     let read = SqlitePoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
@@ -71,11 +64,13 @@ pub fn time_of(ms: i64) -> DateTime<Utc> {
 pub const MESSAGE_COLUMNS: &str = "id, conversation_id, sender_id, client_msg_id, body, created_at";
 
 /// Reads the [`MESSAGE_COLUMNS`] of a row. A row that does not decode (a client
-/// message id that is no UUID) is corrupt, as it is in PostgreSQL.
-pub fn message_of(row: &SqliteRow) -> Result<Message, StoreError> {
+/// message id that is no UUID) is a decoding error, as it is in PostgreSQL, never a
+/// default value.
+pub fn message_of(row: &SqliteRow) -> Result<Message, sqlx::Error> {
     let client_msg_id: String = row.try_get("client_msg_id")?;
-    let client_msg_id = Uuid::parse_str(&client_msg_id).map_err(|e| {
-        StoreError::Corrupt(format!("client_msg_id `{client_msg_id}` is no UUID: {e}"))
+    let client_msg_id = Uuid::parse_str(&client_msg_id).map_err(|e| sqlx::Error::ColumnDecode {
+        index: "client_msg_id".into(),
+        source: e.into(),
     })?;
     Ok(Message {
         id: MessageId(row.try_get("id")?),
@@ -88,7 +83,7 @@ pub fn message_of(row: &SqliteRow) -> Result<Message, StoreError> {
 }
 
 /// Whether the database answers, for `/readyz`.
-pub async fn ping(pools: &SqlitePools) -> Result<(), StoreError> {
+pub async fn ping(pools: &SqlitePools) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(&pools.write).await?;
     Ok(())
 }

@@ -590,47 +590,14 @@ mod tests {
         );
     }
 
-    /// Kills the broker process when the test ends, however it ends.
-    struct Broker(std::process::Child);
-
-    impl Drop for Broker {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// Against a real broker (tansu, `CHAT_TEST_TANSU`, as in tests/kafka_log.rs): a
-    /// consumer that expects an offset its broker skipped reads the partition again
-    /// from there. Assigned at the third of four records while expecting the first,
-    /// it returns all four, once each, in order.
+    /// Against a real broker (tansu, `CHAT_TEST_TANSU`): a consumer that expects an
+    /// offset its broker skipped reads the partition again from there. Assigned at
+    /// the third of four records while expecting the first, it returns all four,
+    /// once each, in order.
     #[tokio::test]
     async fn a_gap_is_read_again_from_the_broker() {
-        let binary = std::env::var("CHAT_TEST_TANSU")
-            .expect("CHAT_TEST_TANSU must name the tansu broker binary (scripts/test installs it)");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let _broker = Broker(
-            std::process::Command::new(binary)
-                .args(["broker", "--storage-engine", "memory://tansu/"])
-                .args(["--listener-url", &url, "--advertised-listener-url", &url])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start tansu"),
-        );
-        let brokers = format!("127.0.0.1:{port}");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(&brokers).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "tansu did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let broker = chat_test_support::broker::Broker::start();
+        let brokers = broker.address();
         let settings = KafkaSettings {
             brokers,
             topic: "chat.messages".into(),

@@ -6,6 +6,7 @@
 
 pub mod postgres;
 pub mod redis;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -12,6 +12,7 @@
 //! same behaviour on both.
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::collections::HashMap;

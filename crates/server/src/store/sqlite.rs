@@ -16,7 +16,11 @@ use super::{
     Credentials, MemberRecord, MessageStore, ReadMarkers, StoreResult, Users,
 };
 use crate::database::is_unique_violation;
-use crate::database::sqlite::{MESSAGE_COLUMNS, SqlitePools, message_of, now_ms, time_of};
+use crate::database::sqlite::{MESSAGE_COLUMNS, SqlitePools, now_ms, time_of};
+
+fn message_of(row: &SqliteRow) -> StoreResult<Message> {
+    Ok(crate::database::sqlite::message_of(row)?)
+}
 
 /// Ids bound per statement when a list is long.
 const CHUNK: usize = 500;

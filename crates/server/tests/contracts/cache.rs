@@ -22,11 +22,17 @@ crate::contract!(
 
 async fn presence_counts_connections(c: &CachePorts) -> anyhow::Result<()> {
     let (alice, bob) = (UserId(1), UserId(2));
-    assert!(c.presence.connected(alice).await?, "first connection: online");
+    assert!(
+        c.presence.connected(alice).await?,
+        "first connection: online"
+    );
     assert!(!c.presence.connected(alice).await?, "a second connection");
     assert!(!c.presence.disconnected(alice).await?, "one is still open");
     assert_eq!(c.presence.online(&[alice, bob]).await?, vec![alice]);
-    assert!(c.presence.disconnected(alice).await?, "the last one closed: offline");
+    assert!(
+        c.presence.disconnected(alice).await?,
+        "the last one closed: offline"
+    );
     assert!(c.presence.online(&[alice]).await?.is_empty());
     assert!(c.presence.online(&[]).await?.is_empty());
     Ok(())

@@ -92,15 +92,16 @@ pub async fn postgres() -> anyhow::Result<Postgres> {
     let admin = PgConnectOptions::from_str(&base)
         .with_context(|| format!("CHAT_TEST_DATABASE_URL is not a PostgreSQL URL: {base}"))?;
     let name = format!("chat_contract_{}", Uuid::new_v4().simple());
-    let mut conn = admin.connect().await.with_context(|| {
-        format!("cannot reach PostgreSQL at {base} (scripts/test starts it)")
-    })?;
+    let mut conn = admin
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {base} (scripts/test starts it)"))?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .with_context(|| format!("creating the test database {name}"))?;
     conn.close().await?;
-    let pool = database::postgres::open(&admin.clone().database(&name).to_url_lossy().to_string())
+    let pool = database::postgres::open(admin.clone().database(&name).to_url_lossy().as_ref())
         .await
         .with_context(|| format!("opening and migrating {name}"))?;
     Ok(Postgres { pool, admin, name })
@@ -316,7 +317,9 @@ pub async fn kafka_log() -> anyhow::Result<Held<Broker, LogPorts>> {
     let mut nodes: Vec<Arc<dyn MessageLog>> = Vec::new();
     for node in 0..LOG_NODES {
         let ids = Arc::new(Snowflake::new(10 + node));
-        nodes.push(Arc::new(KafkaLog::open(kafka_settings(&broker), ids).await?));
+        nodes.push(Arc::new(
+            KafkaLog::open(kafka_settings(&broker), ids).await?,
+        ));
     }
     Ok(Held {
         _resources: broker,

@@ -68,10 +68,16 @@ async fn appends_are_ordered_per_conversation_and_a_group_resumes_after_its_comm
     let seen = read_at_least(&mut live, appended.len()).await?;
     let mut per_conversation: BTreeMap<ConversationId, Vec<MessageId>> = BTreeMap::new();
     for m in &seen {
-        per_conversation.entry(m.conversation_id).or_default().push(m.id);
+        per_conversation
+            .entry(m.conversation_id)
+            .or_default()
+            .push(m.id);
     }
     for ids in per_conversation.values() {
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase within a conversation");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids increase within a conversation"
+        );
     }
 
     // A group reads from the start, commits half, and a new member resumes there.
@@ -98,7 +104,11 @@ async fn appends_are_ordered_per_conversation_and_a_group_resumes_after_its_comm
     let mut want: Vec<_> = appended.iter().map(|m| m.id).collect();
     want.sort();
     assert_eq!(all, want, "nothing lost or repeated across the handover");
-    assert!(log.tail().await?.covers(&log.committed("contract-group").await?));
+    assert!(
+        log.tail()
+            .await?
+            .covers(&log.committed("contract-group").await?)
+    );
     Ok(())
 }
 
@@ -111,7 +121,11 @@ async fn consumers_miss_nothing_when_several_producers_append_to_one_conversatio
     const TASKS: usize = 6;
     const EACH: usize = 40;
     let mut live = within("fan-out consumer", ports.nodes[0].consume_from_end()).await?;
-    let mut group = within("group consumer", ports.nodes[1].consume_as("contract-group")).await?;
+    let mut group = within(
+        "group consumer",
+        ports.nodes[1].consume_as("contract-group"),
+    )
+    .await?;
     let mut appenders = tokio::task::JoinSet::new();
     for log in &ports.nodes {
         for task in 0..TASKS {
@@ -135,8 +149,16 @@ async fn consumers_miss_nothing_when_several_producers_append_to_one_conversatio
         let seen = read_until_all(consumer, &want).await;
         let distinct: BTreeSet<_> = seen.iter().copied().collect();
         let missing: Vec<_> = want.difference(&distinct).collect();
-        assert!(missing.is_empty(), "the {name} consumer missed {} appends", missing.len());
-        assert_eq!(seen.len(), want.len(), "the {name} consumer repeated appends");
+        assert!(
+            missing.is_empty(),
+            "the {name} consumer missed {} appends",
+            missing.len()
+        );
+        assert_eq!(
+            seen.len(),
+            want.len(),
+            "the {name} consumer repeated appends"
+        );
     }
     Ok(())
 }
@@ -169,11 +191,16 @@ async fn kafka_refuses_appends_when_its_broker_is_gone_instead_of_acknowledging(
     let log = KafkaLog::open(settings, Arc::new(Snowflake::new(2)))
         .await
         .expect("open the log");
-    log.append(message(1, "before")).await.expect("a first append");
+    log.append(message(1, "before"))
+        .await
+        .expect("a first append");
     drop(broker);
     let started = Instant::now();
     let refused = within("a refused append", log.append(message(1, "while down"))).await;
-    assert!(refused.is_err(), "an append the broker never took must not succeed");
+    assert!(
+        refused.is_err(),
+        "an append the broker never took must not succeed"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "refused within the delivery timeout"

@@ -111,10 +111,9 @@ async fn presence_spans_nodes_and_a_crashed_nodes_users_go_offline() {
 async fn a_dead_nodes_users_are_reaped_once_and_restored_if_it_comes_back() {
     let redis = crate::fixtures::redis().await.expect("redis");
     let ttl = Duration::from_millis(600);
-    let (live, _) =
-        lease::lease_node_id_for(&redis.conn, &redis.prefix, Duration::from_secs(60))
-            .await
-            .unwrap();
+    let (live, _) = lease::lease_node_id_for(&redis.conn, &redis.prefix, Duration::from_secs(60))
+        .await
+        .unwrap();
     let (dying, token) = lease::lease_node_id_for(&redis.conn, &redis.prefix, ttl)
         .await
         .unwrap();
@@ -156,10 +155,9 @@ async fn a_dead_nodes_users_are_reaped_once_and_restored_if_it_comes_back() {
             .unwrap(),
         Renewal::Retaken
     );
-    let back =
-        lease::restore_presence(&redis.conn, &redis.prefix, dying, &[(alice, 2), (bob, 1)])
-            .await
-            .unwrap();
+    let back = lease::restore_presence(&redis.conn, &redis.prefix, dying, &[(alice, 2), (bob, 1)])
+        .await
+        .unwrap();
     assert_eq!(back, vec![alice]);
     assert_eq!(
         node_live.online(&[alice, bob]).await.unwrap(),

@@ -85,9 +85,10 @@ async fn of_two_concurrent_rotations_one_wins_and_one_is_reuse(
 ) -> anyhow::Result<()> {
     let later = Utc::now() + Duration::days(30);
     sessions.start(ALICE, &hash(1), later).await?;
+    let (old, a, b) = (hash(1), hash(2), hash(3));
     let (x, y) = tokio::join!(
-        sessions.rotate(&hash(1), &hash(2), later),
-        sessions.rotate(&hash(1), &hash(3), later)
+        sessions.rotate(&old, &a, later),
+        sessions.rotate(&old, &b, later)
     );
     let outcomes = [&x, &y];
     let wins = outcomes.iter().filter(|r| r.is_ok()).count();

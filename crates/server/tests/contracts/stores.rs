@@ -57,12 +57,19 @@ fn ids_of(users: &[chat_protocol::http::User]) -> Vec<UserId> {
 }
 
 async fn users_are_created_once_and_found_by_literal_prefix(s: &StorePorts) -> anyhow::Result<()> {
-    let alice = s.users.create_user("alice", "Alice A", "argon-hash").await?;
+    let alice = s
+        .users
+        .create_user("alice", "Alice A", "argon-hash")
+        .await?;
     assert!(matches!(
         s.users.create_user("alice", "Other", "x").await,
         Err(CreateUserError::Taken)
     ));
-    let credentials = s.users.credentials("alice").await?.context("alice exists")?;
+    let credentials = s
+        .users
+        .credentials("alice")
+        .await?
+        .context("alice exists")?;
     assert_eq!(credentials.user, alice);
     assert_eq!(credentials.password_hash, "argon-hash");
     assert!(s.users.credentials("nobody").await?.is_none());
@@ -73,9 +80,15 @@ async fn users_are_created_once_and_found_by_literal_prefix(s: &StorePorts) -> a
     let percent = user(s, "50%off").await?;
     let _fifty = user(s, "50xoff").await?;
     assert_eq!(ids_of(&s.users.search_users("a_", 10).await?), vec![under]);
-    assert_eq!(ids_of(&s.users.search_users("50%", 10).await?), vec![percent]);
+    assert_eq!(
+        ids_of(&s.users.search_users("50%", 10).await?),
+        vec![percent]
+    );
     // Case-insensitive, on username or display name, limited.
-    assert_eq!(ids_of(&s.users.search_users("ALI", 10).await?), vec![alice.id]);
+    assert_eq!(
+        ids_of(&s.users.search_users("ALI", 10).await?),
+        vec![alice.id]
+    );
     assert_eq!(s.users.search_users("a", 2).await?.len(), 2);
 
     let users = s.users.users(&[under, UserId(999_999), alice.id]).await?;
@@ -105,10 +118,20 @@ async fn a_direct_conversation_is_created_once_per_pair(s: &StorePorts) -> anyho
     assert_eq!(x.0, y.0);
     assert!(x.1 ^ y.1, "exactly one call creates it");
 
-    let record = s.conversations.conversations(&[first]).await?.pop().context("exists")?;
+    let record = s
+        .conversations
+        .conversations(&[first])
+        .await?
+        .pop()
+        .context("exists")?;
     assert_eq!(record.kind, ConversationKind::Direct);
     assert_eq!(record.title, None);
-    let members: HashSet<_> = s.conversations.member_ids(first).await?.into_iter().collect();
+    let members: HashSet<_> = s
+        .conversations
+        .member_ids(first)
+        .await?
+        .into_iter()
+        .collect();
     assert_eq!(members, HashSet::from([a, b]));
     assert!(
         s.conversations
@@ -116,7 +139,12 @@ async fn a_direct_conversation_is_created_once_per_pair(s: &StorePorts) -> anyho
             .await?
             .is_empty()
     );
-    assert!(s.conversations.member_ids(ConversationId(999_999)).await?.is_empty());
+    assert!(
+        s.conversations
+            .member_ids(ConversationId(999_999))
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 
@@ -126,7 +154,12 @@ async fn groups_gain_and_lose_members(s: &StorePorts) -> anyhow::Result<()> {
     let c = user(s, "c").await?;
     let d = user(s, "d").await?;
     let group = s.conversations.create_group("team", &[a, b, a]).await?;
-    let record = s.conversations.conversations(&[group]).await?.pop().context("exists")?;
+    let record = s
+        .conversations
+        .conversations(&[group])
+        .await?
+        .pop()
+        .context("exists")?;
     assert_eq!(record.kind, ConversationKind::Group);
     assert_eq!(record.title.as_deref(), Some("team"));
 
@@ -135,7 +168,12 @@ async fn groups_gain_and_lose_members(s: &StorePorts) -> anyhow::Result<()> {
         vec![d, c]
     );
     assert!(s.conversations.add_members(group, &[]).await?.is_empty());
-    let members = s.conversations.members(&[group]).await?.remove(&group).unwrap_or_default();
+    let members = s
+        .conversations
+        .members(&[group])
+        .await?
+        .remove(&group)
+        .unwrap_or_default();
     assert_eq!(members.len(), 4);
     assert!(members.iter().all(|m| m.last_read_id.is_none()));
 
@@ -156,7 +194,11 @@ async fn conversations_and_members_are_read_in_one_batch(s: &StorePorts) -> anyh
     for i in 0..60 {
         let other = user(s, &format!("member_{i}")).await?;
         others.push(other);
-        groups.push(s.conversations.create_group(&format!("g{i}"), &[a, other]).await?);
+        groups.push(
+            s.conversations
+                .create_group(&format!("g{i}"), &[a, other])
+                .await?,
+        );
     }
     let mut wanted = groups.clone();
     wanted.push(ConversationId(999_999));
@@ -187,7 +229,11 @@ async fn read_markers_only_move_forward(s: &StorePorts) -> anyhow::Result<()> {
     assert!(!markers.mark_read(conversation, a, MessageId(10)).await?);
     assert!(markers.mark_read(conversation, a, MessageId(20)).await?);
     let outsider = user(s, "c").await?;
-    assert!(!markers.mark_read(conversation, outsider, MessageId(30)).await?);
+    assert!(
+        !markers
+            .mark_read(conversation, outsider, MessageId(30))
+            .await?
+    );
     let marker = s
         .conversations
         .members(&[conversation])
@@ -258,10 +304,17 @@ async fn activity_is_asked_for_many_readers_at_once(s: &StorePorts) -> anyhow::R
         })
         .collect();
     let activity = s.history.activity(&queries).await?;
-    assert_eq!(activity.len(), queries.len(), "one answer per query, in order");
+    assert_eq!(
+        activity.len(),
+        queries.len(),
+        "one answer per query, in order"
+    );
     for (i, answer) in activity.iter().enumerate() {
         assert_eq!(answer.unread_count, 9 - (i % 10) as u32, "reader {i}");
-        assert_eq!(answer.last_message.as_ref().map(|m| m.id), Some(messages[9].id));
+        assert_eq!(
+            answer.last_message.as_ref().map(|m| m.id),
+            Some(messages[9].id)
+        );
     }
     Ok(())
 }
@@ -342,7 +395,10 @@ async fn history_pages_through_ten_thousand_messages_without_gaps(
     assert_eq!(window, expected);
 
     // `since` replays oldest first across conversations.
-    let replay = s.history.since(&[conversation], all[4_999].id, PAGE).await?;
+    let replay = s
+        .history
+        .since(&[conversation], all[4_999].id, PAGE)
+        .await?;
     let expected: Vec<Message> = all[5_000..5_100].iter().map(|m| (**m).clone()).collect();
     assert_eq!(replay, expected);
     let replay = s
