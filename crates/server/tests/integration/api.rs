@@ -8,7 +8,7 @@ use chat_protocol::http::{
 use chat_protocol::ws::ClientFrame;
 use chat_protocol::{ConversationId, UserId};
 use chat_test_support::api::Reply;
-use chat_test_support::users::{PASSWORD, ids};
+use chat_test_support::users::{PASSWORD, TestUser, ids};
 use chat_test_support::wait::eventually;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -609,11 +609,18 @@ async fn history_pages_newest_first_by_cursor() {
         .await;
     assert_eq!(ids(&page.messages), vec![sent[3], sent[2], sent[1]]);
 
+    a_limit_past_the_maximum_is_never_honoured_and_a_bad_cursor_is_refused(&bob, conversation.id)
+        .await;
+}
+
+async fn a_limit_past_the_maximum_is_never_honoured_and_a_bad_cursor_is_refused(
+    bob: &TestUser,
+    conversation: ConversationId,
+) {
     // A limit past the maximum is refused or capped, never honoured.
     let reply = bob
         .get(&format!(
-            "/conversations/{}/messages?limit=1000",
-            conversation.id
+            "/conversations/{conversation}/messages?limit=1000"
         ))
         .await;
     if reply.status == StatusCode::OK {
@@ -623,8 +630,7 @@ async fn history_pages_newest_first_by_cursor() {
         reply.expect_error(StatusCode::BAD_REQUEST, "invalid_input");
     }
     bob.get(&format!(
-        "/conversations/{}/messages?before=yesterday",
-        conversation.id
+        "/conversations/{conversation}/messages?before=yesterday"
     ))
     .await
     .expect_error(StatusCode::BAD_REQUEST, "invalid_input");

@@ -399,6 +399,59 @@ struct Planned {
     node: usize,
 }
 
+/// Every message the three-node test sends, by client_msg_id.
+type Plan = HashMap<Uuid, Planned>;
+
+/// A named WebSocket of one user, such as `alice@A` (alice, connected to node A).
+type Connection = (String, UserId, Ws);
+
+/// The six users of the three-node test, two signed up on each node.
+struct Cast {
+    alice: TestUser,
+    bob: TestUser,
+    carol: TestUser,
+    dave: TestUser,
+    erin: TestUser,
+    frank: TestUser,
+}
+
+impl Cast {
+    fn everyone(&self) -> [&TestUser; 6] {
+        [
+            &self.alice,
+            &self.bob,
+            &self.carol,
+            &self.dave,
+            &self.erin,
+            &self.frank,
+        ]
+    }
+}
+
+/// The conversations of the three-node test and who is in each.
+struct Membership(HashMap<ConversationId, Vec<UserId>>);
+
+impl Membership {
+    fn conversations_of(&self, user: UserId) -> Vec<ConversationId> {
+        self.0
+            .iter()
+            .filter(|(_, members)| members.contains(&user))
+            .map(|(c, _)| *c)
+            .collect()
+    }
+}
+
+/// What the run acknowledged, and each connection with everything it received.
+struct Delivered {
+    expected: Expected,
+    /// The client_msg_id of the planned message each acknowledged id stands for.
+    planned_as: HashMap<MessageId, Uuid>,
+    recorders: Vec<Recorder>,
+}
+
+/// Per conversation: each connection's name and the order it got the messages in.
+type Orders = HashMap<ConversationId, Vec<(String, Vec<MessageId>)>>;
+
 #[tokio::test]
 async fn three_nodes_deliver_every_message_to_every_connection_of_every_member_once_in_one_order() {
     const TEST: &str = "cluster::three_nodes_deliver_every_message";
@@ -415,8 +468,49 @@ async fn three_nodes() {
         nodes.iter().all(|n| n.services.is_some()),
         "one set of services"
     );
+    each_node_leased_its_own_node_id(&services);
+    let cast = users_sign_up_on_different_nodes(a, b, c).await;
+    let (d1, d2, d3, g1) = conversations_are_created_through_other_nodes(&cast, a, c).await;
+    let mut conns = connections_over_three_nodes(&cast, a, b, c).await;
+    presence_crosses_nodes(&cast, c, &mut conns).await;
+    let g2 =
+        a_group_created_on_b_reaches_every_connection_of_every_member(&cast, b, &mut conns).await;
+    let membership = Membership(HashMap::from([
+        (d1, vec![cast.alice.id(), cast.bob.id()]),
+        (d2, vec![cast.carol.id(), cast.frank.id()]),
+        (d3, vec![cast.dave.id(), cast.erin.id()]),
+        (
+            g1,
+            vec![
+                cast.alice.id(),
+                cast.bob.id(),
+                cast.carol.id(),
+                cast.dave.id(),
+            ],
+        ),
+        (g2, cast.everyone().iter().map(|u| u.id()).collect()),
+    ]));
 
-    // Each node leased its own node id in Redis, so message ids cannot collide.
+    let plan = every_member_plans_messages_over_both_transports(&membership, &conns, &cast, &nodes);
+    let delivered = everyone_sends_at_once(&plan, &membership, conns, &cast, &nodes).await;
+    let orders =
+        every_connection_got_every_message_of_its_conversations(&plan, &membership, &delivered);
+    every_connection_of_every_node_saw_one_order_per_conversation(&orders);
+
+    let mut by_name: HashMap<String, Ws> = delivered
+        .recorders
+        .into_iter()
+        .map(|r| (r.name, r.ws))
+        .collect();
+    typing_crosses_nodes(&mut by_name, g1, &cast.alice).await;
+    let last_of_g1 = *delivered.expected[&g1].iter().next_back().unwrap();
+    read_receipts_cross_nodes(&mut by_name, g1, &cast.bob, last_of_g1).await;
+    a_read_marker_is_visible_from_every_node(&cast, c, g1, last_of_g1).await;
+    going_offline_on_c_is_announced_on_a(&mut by_name, &cast.frank).await;
+}
+
+/// Each node leased its own node id in Redis, so message ids cannot collide.
+fn each_node_leased_its_own_node_id(services: &Services) {
     let redis_url = services
         .env()
         .into_iter()
@@ -436,47 +530,70 @@ async fn three_nodes() {
         3,
         "three nodes hold three node-id leases: {leases:?}"
     );
+}
 
-    // Users sign up on different nodes.
-    let alice = a.signup("alice").await;
-    let bob = b.signup("bob").await;
-    let carol = c.signup("carol").await;
-    let dave = a.signup("dave").await;
-    let erin = b.signup("erin").await;
-    let frank = c.signup("frank").await;
-    let users: [&TestUser; 6] = [&alice, &bob, &carol, &dave, &erin, &frank];
-    let name_of: HashMap<UserId, &str> = users
-        .iter()
-        .map(|u| (u.id(), u.user.username.as_str()))
-        .collect();
+async fn users_sign_up_on_different_nodes(a: &Server, b: &Server, c: &Server) -> Cast {
+    Cast {
+        alice: a.signup("alice").await,
+        bob: b.signup("bob").await,
+        carol: c.signup("carol").await,
+        dave: a.signup("dave").await,
+        erin: b.signup("erin").await,
+        frank: c.signup("frank").await,
+    }
+}
 
-    // Conversations are created through different nodes than their members use.
-    let d1 = on_node(&alice, c).direct_with(&bob).await.id;
-    let d2 = on_node(&carol, a).direct_with(&frank).await.id;
-    let d3 = on_node(&erin, c).direct_with(&dave).await.id;
-    let g1 = on_node(&bob, c)
-        .group_with("four", &[&alice, &carol, &dave])
+/// Three direct conversations and a group of four, each created through another
+/// node than its members use.
+async fn conversations_are_created_through_other_nodes(
+    cast: &Cast,
+    a: &Server,
+    c: &Server,
+) -> (
+    ConversationId,
+    ConversationId,
+    ConversationId,
+    ConversationId,
+) {
+    let d1 = on_node(&cast.alice, c).direct_with(&cast.bob).await.id;
+    let d2 = on_node(&cast.carol, a).direct_with(&cast.frank).await.id;
+    let d3 = on_node(&cast.erin, c).direct_with(&cast.dave).await.id;
+    let g1 = on_node(&cast.bob, c)
+        .group_with("four", &[&cast.alice, &cast.carol, &cast.dave])
         .await
         .id;
+    (d1, d2, d3, g1)
+}
 
-    // Eight connections over three nodes; alice and carol have one on two nodes.
-    let mut conns: Vec<(String, UserId, Ws)> = Vec::new();
+/// Seven of the eight connections (frank's follows in [`presence_crosses_nodes`]);
+/// alice and carol have one on two nodes.
+async fn connections_over_three_nodes(
+    cast: &Cast,
+    a: &Server,
+    b: &Server,
+    c: &Server,
+) -> Vec<Connection> {
+    let mut conns: Vec<Connection> = Vec::new();
     for (user, node, label) in [
-        (&alice, a, "A"),
-        (&alice, b, "B"),
-        (&bob, b, "B"),
-        (&carol, c, "C"),
-        (&carol, a, "A"),
-        (&dave, a, "A"),
-        (&erin, b, "B"),
+        (&cast.alice, a, "A"),
+        (&cast.alice, b, "B"),
+        (&cast.bob, b, "B"),
+        (&cast.carol, c, "C"),
+        (&cast.carol, a, "A"),
+        (&cast.dave, a, "A"),
+        (&cast.erin, b, "B"),
     ] {
         let name = format!("{}@{label}", user.user.username);
         conns.push((name, user.id(), connect_on(user, node).await));
     }
+    conns
+}
 
-    // Presence crosses nodes: frank comes online on C; carol hears it on A and C, and
-    // frank is told carol (connected elsewhere) is online.
-    let mut frank_c = connect_on(&frank, c).await;
+/// frank comes online on C; carol hears it on A and C, and frank is told carol
+/// (connected elsewhere) is online. frank's connection joins `conns`.
+async fn presence_crosses_nodes(cast: &Cast, c: &Server, conns: &mut Vec<Connection>) {
+    let (carol, frank) = (&cast.carol, &cast.frank);
+    let mut frank_c = connect_on(frank, c).await;
     frank_c
         .wait_for("presence of carol", presence(carol.id(), true))
         .await;
@@ -488,13 +605,23 @@ async fn three_nodes() {
         .await;
     }
     conns.push(("frank@C".into(), frank.id(), frank_c));
+}
 
-    // A group created on B reaches every connection of every member, on every node.
-    let g2 = on_node(&frank, b)
-        .group_with("everyone", &[&alice, &bob, &carol, &dave, &erin])
+/// frank creates a group of all six on B; every connection gets its `conversation`
+/// event, whichever node it is on.
+async fn a_group_created_on_b_reaches_every_connection_of_every_member(
+    cast: &Cast,
+    b: &Server,
+    conns: &mut [Connection],
+) -> ConversationId {
+    let g2 = on_node(&cast.frank, b)
+        .group_with(
+            "everyone",
+            &[&cast.alice, &cast.bob, &cast.carol, &cast.dave, &cast.erin],
+        )
         .await
         .id;
-    for (name, _, ws) in &mut conns {
+    for (name, _, ws) in conns {
         let seen = ws
             .wait_for(&format!("{name}: the new group"), |f| match f {
                 ServerFrame::Conversation { conversation } if conversation.id == g2 => {
@@ -508,28 +635,26 @@ async fn three_nodes() {
             "{name} did not get the `conversation` event of the new group"
         );
     }
+    g2
+}
 
-    let membership: HashMap<ConversationId, Vec<UserId>> = HashMap::from([
-        (d1, vec![alice.id(), bob.id()]),
-        (d2, vec![carol.id(), frank.id()]),
-        (d3, vec![dave.id(), erin.id()]),
-        (g1, vec![alice.id(), bob.id(), carol.id(), dave.id()]),
-        (g2, users.iter().map(|u| u.id()).collect()),
-    ]);
-    let conversations_of = |user: UserId| -> Vec<ConversationId> {
-        membership
-            .iter()
-            .filter(|(_, members)| members.contains(&user))
-            .map(|(c, _)| *c)
-            .collect()
-    };
-
-    // The plan: every member of every conversation sends PER messages, alternating
-    // between WebSocket (rotating over the user's connections) and HTTP (rotating
-    // over the nodes).
+/// The plan: every member of every conversation sends PER messages, alternating
+/// between WebSocket (rotating over the user's connections) and HTTP (rotating
+/// over the nodes).
+fn every_member_plans_messages_over_both_transports(
+    membership: &Membership,
+    conns: &[Connection],
+    cast: &Cast,
+    nodes: &[Server],
+) -> Plan {
     const PER: usize = 8;
-    let mut plan: HashMap<Uuid, Planned> = HashMap::new();
-    for (conversation, members) in &membership {
+    let name_of: HashMap<UserId, &str> = cast
+        .everyone()
+        .iter()
+        .map(|u| (u.id(), u.user.username.as_str()))
+        .collect();
+    let mut plan: Plan = HashMap::new();
+    for (conversation, members) in &membership.0 {
         for member in members {
             let mine: Vec<&String> = conns
                 .iter()
@@ -552,10 +677,19 @@ async fn three_nodes() {
             }
         }
     }
-    let ws_sends = plan.values().filter(|p| p.connection.is_some()).count();
-    let http_sends = plan.len() - ws_sends;
+    plan
+}
 
-    // Everyone sends at once: one task per connection, one per user for HTTP.
+/// Everyone sends at once: one task per connection, one per user for HTTP. Every
+/// send must be acknowledged (the cluster is healthy); then the connections read
+/// until each has every acknowledged message of its conversations.
+async fn everyone_sends_at_once(
+    plan: &Plan,
+    membership: &Membership,
+    conns: Vec<Connection>,
+    cast: &Cast,
+    nodes: &[Server],
+) -> Delivered {
     let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel::<SendOutcome>();
     let (expected_tx, expected_rx) = watch::channel::<Option<Arc<Expected>>>(None);
     let mut tasks = Vec::new();
@@ -570,44 +704,95 @@ async fn three_nodes() {
             sends,
             outcomes_tx.clone(),
             expected_rx.clone(),
-            conversations_of(user),
+            membership.conversations_of(user),
         )));
     }
-    let mut http_tasks = Vec::new();
-    for user in users {
-        let apis: Vec<Api> = nodes
-            .iter()
-            .map(|n| n.anonymous().with_token(&user.token))
-            .collect();
-        let sends: Vec<(usize, ConversationId, Uuid, String)> = plan
-            .iter()
-            .filter(|(_, p)| p.sender == user.id() && p.connection.is_none())
-            .map(|(id, p)| (p.node, p.conversation, *id, p.body.clone()))
-            .collect();
-        let outcomes = outcomes_tx.clone();
-        http_tasks.push(tokio::spawn(async move {
-            for (node, conversation, client_msg_id, body) in sends {
-                let reply = post_message(&apis[node], conversation, client_msg_id, &body).await;
-                let outcome = if reply.status == StatusCode::CREATED {
-                    let message: Message = reply.json();
-                    Ok(Acked {
-                        client_msg_id,
-                        message_id: message.id,
-                        conversation_id: message.conversation_id,
-                    })
-                } else {
-                    Err((
-                        client_msg_id,
-                        format!("HTTP {}: {}", reply.status, reply.text),
-                    ))
-                };
-                let _ = outcomes.send(outcome);
-            }
-        }));
-    }
+    let http_tasks: Vec<_> = cast
+        .everyone()
+        .into_iter()
+        .map(|user| {
+            let apis = nodes
+                .iter()
+                .map(|n| n.anonymous().with_token(&user.token))
+                .collect();
+            let sends = http_sends_of(plan, user);
+            tokio::spawn(send_over_http(apis, sends, outcomes_tx.clone()))
+        })
+        .collect();
     drop(outcomes_tx);
 
-    // Every send must be acknowledged: the cluster is healthy.
+    let acked = every_send_is_acknowledged(plan, &mut outcomes).await;
+    for task in http_tasks {
+        task.await.expect("an HTTP sender failed");
+    }
+    let mut expected: Expected = HashMap::new();
+    for ack in acked.values() {
+        expected
+            .entry(ack.conversation_id)
+            .or_default()
+            .insert(ack.message_id);
+    }
+    let planned_as: HashMap<MessageId, Uuid> = acked
+        .values()
+        .map(|a| (a.message_id, a.client_msg_id))
+        .collect();
+    assert_eq!(
+        planned_as.len(),
+        plan.len(),
+        "two sends got the same message id"
+    );
+    expected_tx.send_replace(Some(Arc::new(expected.clone())));
+
+    let mut recorders = Vec::new();
+    for task in tasks {
+        recorders.push(task.await.expect("a connection task failed"));
+    }
+    Delivered {
+        expected,
+        planned_as,
+        recorders,
+    }
+}
+
+/// The HTTP part of `user`'s plan: (node, conversation, client_msg_id, body).
+fn http_sends_of(plan: &Plan, user: &TestUser) -> Vec<(usize, ConversationId, Uuid, String)> {
+    plan.iter()
+        .filter(|(_, p)| p.sender == user.id() && p.connection.is_none())
+        .map(|(id, p)| (p.node, p.conversation, *id, p.body.clone()))
+        .collect()
+}
+
+/// Posts `sends`, each through the API of the node it names, reporting each answer
+/// on `outcomes`.
+async fn send_over_http(
+    apis: Vec<Api>,
+    sends: Vec<(usize, ConversationId, Uuid, String)>,
+    outcomes: mpsc::UnboundedSender<SendOutcome>,
+) {
+    for (node, conversation, client_msg_id, body) in sends {
+        let reply = post_message(&apis[node], conversation, client_msg_id, &body).await;
+        let outcome = if reply.status == StatusCode::CREATED {
+            let message: Message = reply.json();
+            Ok(Acked {
+                client_msg_id,
+                message_id: message.id,
+                conversation_id: message.conversation_id,
+            })
+        } else {
+            Err((
+                client_msg_id,
+                format!("HTTP {}: {}", reply.status, reply.text),
+            ))
+        };
+        let _ = outcomes.send(outcome);
+    }
+}
+
+/// Collects an acknowledgement for every planned send within 30 s; a refusal fails.
+async fn every_send_is_acknowledged(
+    plan: &Plan,
+    outcomes: &mut mpsc::UnboundedReceiver<SendOutcome>,
+) -> HashMap<Uuid, Acked> {
     let mut acked: HashMap<Uuid, Acked> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while acked.len() < plan.len() {
@@ -629,87 +814,41 @@ async fn three_nodes() {
             ),
         }
     }
-    for task in http_tasks {
-        task.await.expect("an HTTP sender failed");
-    }
-    let mut expected: Expected = HashMap::new();
-    for ack in acked.values() {
-        expected
-            .entry(ack.conversation_id)
-            .or_default()
-            .insert(ack.message_id);
-    }
-    let by_id: HashMap<MessageId, &Planned> = acked
-        .values()
-        .map(|a| (a.message_id, &plan[&a.client_msg_id]))
-        .collect();
-    assert_eq!(by_id.len(), plan.len(), "two sends got the same message id");
-    expected_tx.send_replace(Some(Arc::new(expected.clone())));
+    acked
+}
 
-    let mut recorders = Vec::new();
-    for task in tasks {
-        recorders.push(task.await.expect("a connection task failed"));
-    }
-
-    // Each connection: exactly the members' messages, each at least once, nothing of
-    // conversations the user is not in, bodies and senders as sent.
-    let mut orders: HashMap<ConversationId, Vec<(String, Vec<MessageId>)>> = HashMap::new();
-    let mut duplicates = 0;
-    let mut deliveries = 0;
-    let mut inversions = 0;
-    for recorder in &recorders {
+/// Each connection: exactly the members' messages, each at least once, nothing of
+/// conversations the user is not in, bodies and senders as sent. Prints what was
+/// delivered and returns the order each connection got each conversation in.
+fn every_connection_got_every_message_of_its_conversations(
+    plan: &Plan,
+    membership: &Membership,
+    delivered: &Delivered,
+) -> Orders {
+    let mut orders: Orders = HashMap::new();
+    let (mut duplicates, mut deliveries, mut inversions) = (0, 0, 0);
+    for recorder in &delivered.recorders {
         assert_eq!(
             recorder.closed, None,
             "{} was closed during the run",
             recorder.name
         );
-        let mine = conversations_of(recorder.user);
-        for message in recorder.messages() {
-            deliveries += 1;
-            assert!(
-                mine.contains(&message.conversation_id),
-                "{} got a message of a conversation the user is not in: {message:?}",
-                recorder.name
-            );
-            let planned = by_id.get(&message.id).unwrap_or_else(|| {
-                panic!("{} got a message nobody sent: {message:?}", recorder.name)
-            });
-            assert_eq!(
-                (message.sender_id, message.body.as_str()),
-                (planned.sender, planned.body.as_str()),
-                "{} got message {} with the wrong sender or body",
-                recorder.name,
-                message.id
-            );
-        }
+        let mine = membership.conversations_of(recorder.user);
+        deliveries += recorder.messages().count();
+        only_members_messages_as_sent(recorder, &mine, plan, &delivered.planned_as);
         for conversation in mine {
             let arrived: Vec<MessageId> = recorder
                 .messages()
                 .filter(|m| m.conversation_id == conversation)
                 .map(|m| m.id)
                 .collect();
-            let mut seen = HashSet::new();
-            let order: Vec<MessageId> = arrived
-                .iter()
-                .copied()
-                .filter(|id| seen.insert(*id))
-                .collect();
+            let order = every_acknowledged_message_once(
+                &recorder.name,
+                conversation,
+                &arrived,
+                &delivered.expected[&conversation],
+            );
             duplicates += arrived.len() - order.len();
-            let want = &expected[&conversation];
-            let missing: Vec<&MessageId> = want.iter().filter(|id| !seen.contains(id)).collect();
-            assert!(
-                missing.is_empty(),
-                "{} is missing {} of the {} messages of conversation {conversation}: {missing:?}",
-                recorder.name,
-                missing.len(),
-                want.len()
-            );
-            assert_eq!(
-                order.len(),
-                want.len(),
-                "{} got extra messages",
-                recorder.name
-            );
             inversions += order.windows(2).filter(|w| w[0] > w[1]).count();
             orders
                 .entry(conversation)
@@ -717,17 +856,75 @@ async fn three_nodes() {
                 .push((recorder.name.clone(), order));
         }
     }
+    let ws_sends = plan.values().filter(|p| p.connection.is_some()).count();
+    let http_sends = plan.len() - ws_sends;
     eprintln!(
         "cluster: {} messages sent ({ws_sends} over WebSockets, {http_sends} over HTTP) in 5 conversations, \
          {deliveries} message frames on {} connections over 3 nodes, {duplicates} duplicate deliveries, \
          {inversions} id inversions in delivery order",
         plan.len(),
-        recorders.len()
+        delivered.recorders.len()
     );
+    orders
+}
 
-    // One order per conversation, the same on every connection of every node. (That
-    // this order is also the order of the ids is checked on its own below.)
-    for (conversation, seen) in &orders {
+/// Every message `recorder` got belongs to one of `mine`, and was sent (by the
+/// planned sender, with the planned body).
+fn only_members_messages_as_sent(
+    recorder: &Recorder,
+    mine: &[ConversationId],
+    plan: &Plan,
+    planned_as: &HashMap<MessageId, Uuid>,
+) {
+    for message in recorder.messages() {
+        assert!(
+            mine.contains(&message.conversation_id),
+            "{} got a message of a conversation the user is not in: {message:?}",
+            recorder.name
+        );
+        let planned = planned_as
+            .get(&message.id)
+            .map(|client_msg_id| &plan[client_msg_id])
+            .unwrap_or_else(|| panic!("{} got a message nobody sent: {message:?}", recorder.name));
+        assert_eq!(
+            (message.sender_id, message.body.as_str()),
+            (planned.sender, planned.body.as_str()),
+            "{} got message {} with the wrong sender or body",
+            recorder.name,
+            message.id
+        );
+    }
+}
+
+/// `arrived` (one connection's messages of `conversation`) holds every id of `want`
+/// and nothing else; returns them in arrival order without repeats.
+fn every_acknowledged_message_once(
+    name: &str,
+    conversation: ConversationId,
+    arrived: &[MessageId],
+    want: &BTreeSet<MessageId>,
+) -> Vec<MessageId> {
+    let mut seen = HashSet::new();
+    let order: Vec<MessageId> = arrived
+        .iter()
+        .copied()
+        .filter(|id| seen.insert(*id))
+        .collect();
+    let missing: Vec<&MessageId> = want.iter().filter(|id| !seen.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{name} is missing {} of the {} messages of conversation {conversation}: {missing:?}",
+        missing.len(),
+        want.len()
+    );
+    assert_eq!(order.len(), want.len(), "{name} got extra messages");
+    order
+}
+
+/// One order per conversation, the same on every connection of every node. (That
+/// this order is also the order of the ids is checked on its own below.)
+fn every_connection_of_every_node_saw_one_order_per_conversation(orders: &Orders) {
+    for (conversation, seen) in orders {
         let (first_name, first) = &seen[0];
         for (name, order) in &seen[1..] {
             assert_eq!(
@@ -736,11 +933,15 @@ async fn three_nodes() {
             );
         }
     }
+}
 
-    // Typing, read receipts and presence cross nodes too.
-    let mut by_name: HashMap<String, Ws> = recorders.into_iter().map(|r| (r.name, r.ws)).collect();
-    let ws = |name: &str, by_name: &mut HashMap<String, Ws>| by_name.remove(name).unwrap();
-    let mut alice_a = ws("alice@A", &mut by_name);
+/// alice types in the group of four on A; its other members hear it on every node.
+async fn typing_crosses_nodes(
+    by_name: &mut HashMap<String, Ws>,
+    g1: ConversationId,
+    alice: &TestUser,
+) {
+    let mut alice_a = by_name.remove("alice@A").unwrap();
     alice_a
         .send(&ClientFrame::Typing {
             conversation_id: g1,
@@ -759,16 +960,24 @@ async fn three_nodes() {
             .await;
         assert_eq!(typing, alice.id(), "{name} saw the wrong user typing");
     }
-    let last_of_g1 = *expected[&g1].iter().next_back().unwrap();
+    by_name.insert("alice@A".into(), alice_a);
+}
+
+/// bob marks the group read up to `last` on B; the others get his receipt on A and C.
+async fn read_receipts_cross_nodes(
+    by_name: &mut HashMap<String, Ws>,
+    g1: ConversationId,
+    bob: &TestUser,
+    last: MessageId,
+) {
     by_name
         .get_mut("bob@B")
         .unwrap()
         .send(&ClientFrame::Read {
             conversation_id: g1,
-            message_id: last_of_g1,
+            message_id: last,
         })
         .await;
-    by_name.insert("alice@A".into(), alice_a);
     for name in ["alice@A", "alice@B", "carol@C", "dave@A"] {
         let other = by_name.get_mut(name).unwrap();
         let read = other
@@ -782,25 +991,35 @@ async fn three_nodes() {
             })
             .await;
         assert_eq!(
-            read, last_of_g1,
+            read, last,
             "{name} got a read receipt for the wrong message"
         );
     }
+}
+
+async fn a_read_marker_is_visible_from_every_node(
+    cast: &Cast,
+    c: &Server,
+    g1: ConversationId,
+    last: MessageId,
+) {
     assert_eq!(
-        on_node(&alice, c)
+        on_node(&cast.alice, c)
             .conversation(g1)
             .await
             .members
             .iter()
-            .find(|m| m.user.id == bob.id())
+            .find(|m| m.user.id == cast.bob.id())
             .unwrap()
             .last_read_id,
-        Some(last_of_g1),
+        Some(last),
         "bob's read marker is visible from every node"
     );
+}
 
-    // frank leaves C: carol hears it on A.
-    ws("frank@C", &mut by_name).close().await;
+/// frank leaves C: carol hears it on A (and on C).
+async fn going_offline_on_c_is_announced_on_a(by_name: &mut HashMap<String, Ws>, frank: &TestUser) {
+    by_name.remove("frank@C").unwrap().close().await;
     for name in ["carol@A", "carol@C"] {
         let other = by_name.get_mut(name).unwrap();
         other
@@ -834,11 +1053,26 @@ async fn ids_follow_delivery_order() {
     let group = alice.group_with("pair", &[&bob]).await.id;
 
     const EACH: usize = 100;
+    let orders = both_send_at_once_from_two_nodes(&alice, &bob, &nodes, group, EACH).await;
+    assert_eq!(orders[0], orders[1], "both nodes deliver one order");
+    inversions_stay_within_the_reorder_window(&orders[0]);
+    a_sync_from_the_newest_id_seen_gets_every_later_message(&alice, &orders[0]).await;
+}
+
+/// alice on A and bob on B each send `each` messages to `group` at once; returns the
+/// order each of their connections got all of them in (without repeats).
+async fn both_send_at_once_from_two_nodes(
+    alice: &TestUser,
+    bob: &TestUser,
+    nodes: &[Server],
+    group: ConversationId,
+    each: usize,
+) -> Vec<Vec<MessageId>> {
     let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel::<SendOutcome>();
     let (expected_tx, expected_rx) = watch::channel::<Option<Arc<Expected>>>(None);
     let mut tasks = Vec::new();
-    for (user, node, name) in [(&alice, &nodes[0], "alice@A"), (&bob, &nodes[1], "bob@B")] {
-        let sends = (0..EACH)
+    for (user, node, name) in [(alice, &nodes[0], "alice@A"), (bob, &nodes[1], "bob@B")] {
+        let sends = (0..each)
             .map(|i| (group, Uuid::new_v4(), format!("{name} #{i}")))
             .collect();
         tasks.push(tokio::spawn(drive(
@@ -851,7 +1085,7 @@ async fn ids_follow_delivery_order() {
     }
     drop(outcomes_tx);
     let mut expected: Expected = HashMap::new();
-    for _ in 0..2 * EACH {
+    for _ in 0..2 * each {
         let outcome = timeout(Duration::from_secs(30), outcomes.recv())
             .await
             .expect("every send is answered")
@@ -869,11 +1103,16 @@ async fn ids_follow_delivery_order() {
             .map(|m| m.id)
             .filter(|id| seen.insert(*id))
             .collect();
-        assert_eq!(order.len(), 2 * EACH, "{} got every message", recorder.name);
+        assert_eq!(order.len(), 2 * each, "{} got every message", recorder.name);
         orders.push(order);
     }
-    assert_eq!(orders[0], orders[1], "both nodes deliver one order");
-    let inversions: Vec<(MessageId, MessageId)> = orders[0]
+    orders
+}
+
+/// A message may follow one with a larger id, but by less than the log's 10 s
+/// reorder window.
+fn inversions_stay_within_the_reorder_window(order: &[MessageId]) {
+    let inversions: Vec<(MessageId, MessageId)> = order
         .windows(2)
         .filter(|w| w[0] > w[1])
         .map(|w| (w[0], w[1]))
@@ -886,24 +1125,30 @@ async fn ids_follow_delivery_order() {
         .unwrap_or(0);
     eprintln!(
         "cluster::ids_increase_in_delivery_order: {} messages from two nodes, {} delivered right after a larger id (worst by {worst_ms} ms)",
-        2 * EACH,
+        order.len(),
         inversions.len()
     );
     assert!(
         worst_ms < 10_000,
         "inversions stay within the 10 s reorder window"
     );
-    // A client that saw the first k messages and syncs from the newest id among them
-    // gets every later one.
+}
+
+/// A client that saw the first k messages of `order` and syncs from the newest id
+/// among them gets every later one.
+async fn a_sync_from_the_newest_id_seen_gets_every_later_message(
+    alice: &TestUser,
+    order: &[MessageId],
+) {
     let mut ws = alice.connect().await;
-    for k in (0..2 * EACH - 1).step_by(23) {
-        let since = *orders[0][..=k].iter().max().expect("non-empty");
+    for k in (0..order.len() - 1).step_by(23) {
+        let since = *order[..=k].iter().max().expect("non-empty");
         let replayed: HashSet<MessageId> = sync_since(&mut ws, since, Duration::from_secs(20))
             .await
             .iter()
             .map(|m| m.id)
             .collect();
-        let missed: Vec<&MessageId> = orders[0][k + 1..]
+        let missed: Vec<&MessageId> = order[k + 1..]
             .iter()
             .filter(|id| !replayed.contains(id))
             .collect();

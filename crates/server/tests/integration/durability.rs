@@ -4,8 +4,8 @@
 
 use chat_protocol::http::{RefreshResponse, User};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
-use chat_protocol::{MessageId, close};
-use chat_test_support::users::ids;
+use chat_protocol::{ConversationId, MessageId, close};
+use chat_test_support::users::{TestUser, ids};
 use chat_test_support::wait::{RECEIVE_TIMEOUT, eventually};
 use chat_test_support::ws::{Event, Ws};
 use reqwest::StatusCode;
@@ -23,6 +23,54 @@ async fn every_acknowledged_message_and_every_session_survive_a_restart() {
     let group = alice.group_with("trio", &[&bob, &carol]).await.id;
 
     let mut alice_ws = alice.connect().await;
+    let (acked_direct, acked_group) =
+        messages_are_acknowledged_up_to_the_signal(&mut alice_ws, &bob, &carol, direct, group)
+            .await;
+    let mut bob_ws = bob.connect().await;
+    bob_reads_the_group_up_to(&mut bob_ws, &bob, group, acked_group[2]).await;
+
+    server.restart().await;
+
+    let users = [&alice, &bob, &carol];
+    old_access_tokens_still_work(&users).await;
+    every_acknowledged_message_is_in_history_in_order_and_nothing_else(
+        &bob,
+        &carol,
+        (direct, &acked_direct),
+        (group, &acked_group),
+    )
+    .await;
+    read_markers_and_unread_counts_survived(&bob, group, acked_group[2]).await;
+    refresh_cookies_still_work(&users).await;
+
+    // Sockets open with the old tokens; new ids are still larger than the old ones.
+    let mut alice_ws = alice.connect().await;
+    let mut bob_ws = bob.connect().await;
+    let newest_before = *acked_direct.iter().chain(&acked_group).max().unwrap();
+    let after = alice_ws.send_and_ack(direct, "after the restart").await;
+    assert!(
+        after > newest_before,
+        "ids keep increasing across a restart"
+    );
+    bob_ws.message_with_id(after).await;
+
+    // Sync from the start replays every message bob may see, in id order.
+    let replayed = sync_from_the_start(&mut bob_ws).await;
+    let mut everything: Vec<MessageId> = acked_direct.iter().chain(&acked_group).copied().collect();
+    everything.push(after);
+    everything.sort();
+    assert_eq!(replayed, everything);
+}
+
+/// Ten pipelined WebSocket sends to `direct`, six HTTP sends to `group`, and a last
+/// WebSocket send acknowledged an instant before the signal; returns the ids.
+async fn messages_are_acknowledged_up_to_the_signal(
+    alice_ws: &mut Ws,
+    bob: &TestUser,
+    carol: &TestUser,
+    direct: ConversationId,
+    group: ConversationId,
+) -> (Vec<MessageId>, Vec<MessageId>) {
     let mut acked_direct = Vec::new();
     let mut in_flight = Vec::new();
     for i in 0..10 {
@@ -38,12 +86,19 @@ async fn every_acknowledged_message_and_every_session_survive_a_restart() {
     acked_group.push(carol.send_http(group, "carol too").await.id);
     // The last one is acknowledged an instant before the signal.
     acked_direct.push(alice_ws.send_and_ack(direct, "last words").await);
+    (acked_direct, acked_group)
+}
 
-    let mut bob_ws = bob.connect().await;
+async fn bob_reads_the_group_up_to(
+    bob_ws: &mut Ws,
+    bob: &TestUser,
+    group: ConversationId,
+    read: MessageId,
+) {
     bob_ws
         .send(&ClientFrame::Read {
             conversation_id: group,
-            message_id: acked_group[2],
+            message_id: read,
         })
         .await;
     bob_ws.round_trip().await;
@@ -51,33 +106,47 @@ async fn every_acknowledged_message_and_every_session_survive_a_restart() {
         (bob.conversation(group).await.unread_count == 1).then_some(())
     })
     .await;
+}
 
-    server.restart().await;
-
-    // Old access tokens still work (the persisted secret was reused).
-    for user in [&alice, &bob, &carol] {
+/// The persisted secret was reused, so tokens issued before the restart still work.
+async fn old_access_tokens_still_work(users: &[&TestUser]) {
+    for user in users {
         let me: User = user.get("/me").await.expect(StatusCode::OK);
         assert_eq!(me.id, user.id());
     }
-    // Every acknowledged message is in history, in order, and nothing else.
-    let direct_history = bob.history_containing(direct, &acked_direct).await;
-    let mut want = acked_direct.clone();
+}
+
+async fn every_acknowledged_message_is_in_history_in_order_and_nothing_else(
+    bob: &TestUser,
+    carol: &TestUser,
+    (direct, acked_direct): (ConversationId, &[MessageId]),
+    (group, acked_group): (ConversationId, &[MessageId]),
+) {
+    let direct_history = bob.history_containing(direct, acked_direct).await;
+    let mut want = acked_direct.to_vec();
     want.reverse();
     assert_eq!(ids(&direct_history), want);
-    let group_history = carol.history_containing(group, &acked_group).await;
-    let mut want = acked_group.clone();
+    let group_history = carol.history_containing(group, acked_group).await;
+    let mut want = acked_group.to_vec();
     want.reverse();
     assert_eq!(ids(&group_history), want);
     assert_eq!(group_history.last().unwrap().body, "http 0");
+}
 
-    // Read markers and unread counts survived.
+async fn read_markers_and_unread_counts_survived(
+    bob: &TestUser,
+    group: ConversationId,
+    read: MessageId,
+) {
     let seen = bob.conversation(group).await;
     assert_eq!(seen.unread_count, 1);
     let marker = seen.members.iter().find(|m| m.user.id == bob.id()).unwrap();
-    assert_eq!(marker.last_read_id, Some(acked_group[2]));
+    assert_eq!(marker.last_read_id, Some(read));
+}
 
-    // Refresh cookies still work.
-    for user in [&alice, &bob, &carol] {
+/// Each refresh cookie still buys an access token that works.
+async fn refresh_cookies_still_work(users: &[&TestUser]) {
+    for user in users {
         let refreshed: RefreshResponse = user.api.refresh().await.expect(StatusCode::OK);
         user.api
             .with_token(&refreshed.access_token)
@@ -85,27 +154,17 @@ async fn every_acknowledged_message_and_every_session_survive_a_restart() {
             .await
             .expect::<User>(StatusCode::OK);
     }
+}
 
-    // Sockets open with the old tokens; new ids are still larger than the old ones.
-    let mut alice_ws = alice.connect().await;
-    let mut bob_ws = bob.connect().await;
-    let newest_before = *acked_direct.iter().chain(&acked_group).max().unwrap();
-    let after = alice_ws.send_and_ack(direct, "after the restart").await;
-    assert!(
-        after > newest_before,
-        "ids keep increasing across a restart"
-    );
-    bob_ws.message_with_id(after).await;
-
-    // Sync from the start replays every message bob may see, in id order.
-    bob_ws
-        .send(&ClientFrame::Sync {
-            since: Some(MessageId(0)),
-        })
-        .await;
+/// Sends `sync` since id 0 and returns the replayed ids, in the order they came.
+async fn sync_from_the_start(ws: &mut Ws) -> Vec<MessageId> {
+    ws.send(&ClientFrame::Sync {
+        since: Some(MessageId(0)),
+    })
+    .await;
     let mut replayed: Vec<MessageId> = Vec::new();
     loop {
-        let next = bob_ws
+        let next = ws
             .wait_for("sync replay", |f| match f {
                 ServerFrame::Message { message } => Some(Some(message.id)),
                 ServerFrame::Synced { .. } => Some(None),
@@ -114,13 +173,9 @@ async fn every_acknowledged_message_and_every_session_survive_a_restart() {
             .await;
         match next {
             Some(id) => replayed.push(id),
-            None => break,
+            None => return replayed,
         }
     }
-    let mut everything: Vec<MessageId> = acked_direct.iter().chain(&acked_group).copied().collect();
-    everything.push(after);
-    everything.sort();
-    assert_eq!(replayed, everything);
 }
 
 #[tokio::test]

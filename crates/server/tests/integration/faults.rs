@@ -18,6 +18,7 @@ use std::time::Duration;
 use chat_protocol::http::{AuthResponse, LoginRequest, Message, Readiness, RefreshResponse, User};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{ConversationId, MessageId};
+use chat_test_support::api::Api;
 use chat_test_support::server::Server;
 use chat_test_support::services::Services;
 use chat_test_support::users::{PASSWORD, TestUser};
@@ -52,6 +53,29 @@ impl SenderReport {
     fn unanswered(&self) -> usize {
         self.sent.len() - self.acked.len() - self.refused.len()
     }
+
+    /// Notes an ack (counted on `progress` too), a refusal or a live delivery.
+    fn take(&mut self, frame: ServerFrame, progress: &AtomicUsize) {
+        match frame {
+            ServerFrame::Ack {
+                client_msg_id,
+                message_id,
+                ..
+            } => {
+                self.acked.insert(client_msg_id, message_id);
+                progress.fetch_add(1, Ordering::SeqCst);
+            }
+            ServerFrame::Error {
+                code,
+                client_msg_id: Some(id),
+                ..
+            } => {
+                self.refused.insert(id, code.to_string());
+            }
+            ServerFrame::Message { message } => self.seen.push(message),
+            _ => {}
+        }
+    }
 }
 
 /// Sends into `conversations` in turn every `pace`, reading between sends, until
@@ -68,25 +92,6 @@ async fn keep_sending(
     let mut report = SenderReport {
         name: name.to_owned(),
         ..SenderReport::default()
-    };
-    let take = |frame: ServerFrame, report: &mut SenderReport| match frame {
-        ServerFrame::Ack {
-            client_msg_id,
-            message_id,
-            ..
-        } => {
-            report.acked.insert(client_msg_id, message_id);
-            progress.fetch_add(1, Ordering::SeqCst);
-        }
-        ServerFrame::Error {
-            code,
-            client_msg_id: Some(id),
-            ..
-        } => {
-            report.refused.insert(id, code.to_string());
-        }
-        ServerFrame::Message { message } => report.seen.push(message),
-        _ => {}
     };
     let mut i = 0;
     'sending: while !*stop.borrow_and_update() {
@@ -108,7 +113,7 @@ async fn keep_sending(
                 .next_event(next.saturating_duration_since(Instant::now()))
                 .await
             {
-                Event::Frame(frame) => take(frame, &mut report),
+                Event::Frame(frame) => report.take(frame, &progress),
                 Event::Closed(code) => {
                     report.closed = Some(code);
                     break 'sending;
@@ -117,26 +122,35 @@ async fn keep_sending(
             }
         }
     }
+    collect_what_is_still_owed(&mut ws, &mut report, &progress).await;
+    report
+}
+
+/// After the last send: the answers still owed (for up to 10 s), then the last live
+/// deliveries.
+async fn collect_what_is_still_owed(
+    ws: &mut Ws,
+    report: &mut SenderReport,
+    progress: &AtomicUsize,
+) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while report.closed.is_none() && report.unanswered() > 0 {
         match ws
             .next_event(deadline.saturating_duration_since(Instant::now()))
             .await
         {
-            Event::Frame(frame) => take(frame, &mut report),
+            Event::Frame(frame) => report.take(frame, progress),
             Event::Closed(code) => report.closed = Some(code),
             Event::TimedOut => break,
         }
     }
-    // Collect the last live deliveries too.
     while report.closed.is_none() {
         match ws.next_event(Duration::from_millis(300)).await {
-            Event::Frame(frame) => take(frame, &mut report),
+            Event::Frame(frame) => report.take(frame, progress),
             Event::Closed(code) => report.closed = Some(code),
             Event::TimedOut => break,
         }
     }
-    report
 }
 
 /// Waits until `count` reaches `at_least`.
@@ -198,6 +212,63 @@ async fn node_killed() {
         expected_rx,
         vec![direct, group],
     ));
+    let (alice_report, carol_report) =
+        alice_and_carol_send_on_a_until_it_is_killed(&mut a, &alice, &carol, direct, group).await;
+    let reports = [&alice_report, &carol_report];
+    the_senders_were_cut_off_without_a_refusal(&reports);
+    let acked = Acknowledged::by(&reports);
+
+    expected_tx.send_replace(Some(Arc::new(acked.expected())));
+    let bob_recorder = bob_task.await.expect("bob's connection");
+    let bob_duplicates = the_survivor_got_every_acknowledged_message_live(&bob_recorder, &acked);
+    let mut recovered_by_sync = 0;
+    for (user, report, conversations) in [
+        (&alice, &alice_report, vec![direct, group]),
+        (&carol, &carol_report, vec![group]),
+    ] {
+        recovered_by_sync += reconnecting_to_b_and_syncing_recovers_the_rest(
+            user,
+            report,
+            &conversations,
+            &b,
+            &acked,
+        )
+        .await;
+    }
+    let history = history_holds_every_acknowledged_message(
+        &on_node(&bob, &b),
+        &[direct, group],
+        &acked,
+        &reports,
+    )
+    .await;
+
+    let sent = alice_report.sent.len() + carol_report.sent.len();
+    let unanswered = alice_report.unanswered() + carol_report.unanswered();
+    eprintln!(
+        "faults::node_killed: sent {sent}, acknowledged {}, unanswered when A died {unanswered}, \
+         delivered live to bob on B {} (+{bob_duplicates} duplicate frames), recovered by sync {recovered_by_sync}, \
+         in history {} (acknowledged {}, unacknowledged but durable {}), duplicates in history {}",
+        acked.ids.len(),
+        bob_recorder.message_ids().len(),
+        history.stored,
+        history.stored - history.durable_unacked,
+        history.durable_unacked,
+        history.duplicates,
+    );
+    assert_eq!(history.duplicates, 0, "history holds a message twice");
+    assert_eq!(history.stored - history.durable_unacked, acked.ids.len());
+}
+
+/// alice (to both conversations) and carol (to the group) keep sending on A until,
+/// mid-stream, A is killed; returns what each of them sent and heard.
+async fn alice_and_carol_send_on_a_until_it_is_killed(
+    a: &mut Server,
+    alice: &TestUser,
+    carol: &TestUser,
+    direct: ConversationId,
+    group: ConversationId,
+) -> (SenderReport, SenderReport) {
     let (stop_tx, stop) = watch::channel(false);
     let progress = Arc::new(AtomicUsize::new(0));
     let alice_task = tokio::spawn(keep_sending(
@@ -219,12 +290,54 @@ async fn node_killed() {
 
     // Mid-stream, A dies.
     wait_for_count(&progress, 60, Duration::from_secs(20)).await;
-    sigkill(&a);
+    sigkill(a);
     let _ = a.wait_for_exit().await;
     let alice_report = alice_task.await.expect("alice's sender");
     let carol_report = carol_task.await.expect("carol's sender");
     drop(stop_tx);
-    for report in [&alice_report, &carol_report] {
+    (alice_report, carol_report)
+}
+
+/// Every acknowledged message of a run, per conversation.
+struct Acknowledged {
+    by_conversation: HashMap<ConversationId, Vec<MessageId>>,
+    /// The conversation of every send, acknowledged or not.
+    conversation_of: HashMap<Uuid, ConversationId>,
+    ids: HashSet<MessageId>,
+}
+
+impl Acknowledged {
+    fn by(reports: &[&SenderReport]) -> Acknowledged {
+        let mut by_conversation: HashMap<ConversationId, Vec<MessageId>> = HashMap::new();
+        let mut conversation_of: HashMap<Uuid, ConversationId> = HashMap::new();
+        for report in reports {
+            for (client_msg_id, conversation) in &report.sent {
+                conversation_of.insert(*client_msg_id, *conversation);
+                if let Some(id) = report.acked.get(client_msg_id) {
+                    by_conversation.entry(*conversation).or_default().push(*id);
+                }
+            }
+        }
+        let ids = by_conversation.values().flatten().copied().collect();
+        Acknowledged {
+            by_conversation,
+            conversation_of,
+            ids,
+        }
+    }
+
+    fn expected(&self) -> Expected {
+        self.by_conversation
+            .iter()
+            .map(|(c, ids)| (*c, ids.iter().copied().collect()))
+            .collect()
+    }
+}
+
+/// Their node died under them: each sender's connection closed, and nothing it sent
+/// before was refused.
+fn the_senders_were_cut_off_without_a_refusal(reports: &[&SenderReport]) {
+    for report in reports {
         assert!(report.closed.is_some(), "{} outlived its node", report.name);
         assert!(
             report.refused.is_empty(),
@@ -233,30 +346,14 @@ async fn node_killed() {
             report.refused
         );
     }
+}
 
-    // Every acknowledged message, per conversation.
-    let mut acked: HashMap<ConversationId, Vec<MessageId>> = HashMap::new();
-    let mut conversation_of: HashMap<Uuid, ConversationId> = HashMap::new();
-    for report in [&alice_report, &carol_report] {
-        for (client_msg_id, conversation) in &report.sent {
-            conversation_of.insert(*client_msg_id, *conversation);
-            if let Some(id) = report.acked.get(client_msg_id) {
-                acked.entry(*conversation).or_default().push(*id);
-            }
-        }
-    }
-    let acked_ids: HashSet<MessageId> = acked.values().flatten().copied().collect();
-
-    // bob, on the surviving node, gets every acknowledged message live.
-    expected_tx.send_replace(Some(Arc::new(
-        acked
-            .iter()
-            .map(|(c, ids)| (*c, ids.iter().copied().collect()))
-            .collect::<Expected>(),
-    )));
-    let bob_recorder = bob_task.await.expect("bob's connection");
-    let bob_ids = bob_recorder.message_ids();
-    let bob_missing: Vec<&MessageId> = acked_ids
+/// bob, on the surviving node, got every acknowledged message live; returns how many
+/// frames repeated a message.
+fn the_survivor_got_every_acknowledged_message_live(bob: &Recorder, acked: &Acknowledged) -> usize {
+    let bob_ids = bob.message_ids();
+    let bob_missing: Vec<&MessageId> = acked
+        .ids
         .iter()
         .filter(|id| !bob_ids.contains(id))
         .collect();
@@ -265,81 +362,93 @@ async fn node_killed() {
         "bob (on B) never got {} acknowledged messages: {bob_missing:?}",
         bob_missing.len()
     );
-    let bob_duplicates = bob_recorder.messages().count() - bob_ids.len();
+    bob.messages().count() - bob_ids.len()
+}
 
-    // alice and carol reconnect to B and sync from what they saw.
-    let mut recovered_by_sync = 0;
-    for (user, report, conversations) in [
-        (&alice, &alice_report, vec![direct, group]),
-        (&carol, &carol_report, vec![group]),
-    ] {
-        let mut ws = connect_on(user, &b).await;
-        let since = sync_cursor(&report.seen, &conversations);
-        let replayed = sync_since(&mut ws, since, Duration::from_secs(40)).await;
-        let live: HashSet<MessageId> = report.seen.iter().map(|m| m.id).collect();
-        let have: HashSet<MessageId> = live
-            .iter()
-            .chain(replayed.iter().map(|m| &m.id))
-            .copied()
-            .collect();
-        let owed: Vec<MessageId> = conversations
-            .iter()
-            .flat_map(|c| acked.get(c).into_iter().flatten().copied())
-            .collect();
-        let missing: Vec<&MessageId> = owed.iter().filter(|id| !have.contains(id)).collect();
-        assert!(
-            missing.is_empty(),
-            "{} lacks {} acknowledged messages after reconnecting to B and syncing since {since}: {missing:?}",
-            report.name,
-            missing.len()
-        );
-        recovered_by_sync += owed.iter().filter(|id| !live.contains(id)).count();
-        let replayed_ids: Vec<MessageId> = replayed.iter().map(|m| m.id).collect();
-        assert!(
-            replayed_ids.windows(2).all(|w| w[0] < w[1]),
-            "sync replays in id order without repeats"
-        );
-    }
-
-    // History (read on B) holds every acknowledged message exactly once.
-    let viewer = on_node(&bob, &b);
-    let mut in_history = 0;
-    let mut durable_unacked = 0;
-    let mut duplicates = 0;
-    let all_acked: HashSet<Uuid> = alice_report
-        .acked
-        .keys()
-        .chain(carol_report.acked.keys())
+/// A sender of the dead node reconnects to B and syncs from what it saw: it then has
+/// every acknowledged message of its conversations. Returns how many came by sync.
+async fn reconnecting_to_b_and_syncing_recovers_the_rest(
+    user: &TestUser,
+    report: &SenderReport,
+    conversations: &[ConversationId],
+    b: &Server,
+    acked: &Acknowledged,
+) -> usize {
+    let mut ws = connect_on(user, b).await;
+    let since = sync_cursor(&report.seen, conversations);
+    let replayed = sync_since(&mut ws, since, Duration::from_secs(40)).await;
+    let live: HashSet<MessageId> = report.seen.iter().map(|m| m.id).collect();
+    let have: HashSet<MessageId> = live
+        .iter()
+        .chain(replayed.iter().map(|m| &m.id))
         .copied()
         .collect();
-    for conversation in [direct, group] {
-        let want = acked.get(&conversation).cloned().unwrap_or_default();
-        let history = history_with_all(&viewer, conversation, &want, HISTORY_SETTLE).await;
-        duplicates += history_duplicates(&history);
-        in_history += history.len();
+    let owed: Vec<MessageId> = conversations
+        .iter()
+        .flat_map(|c| acked.by_conversation.get(c).into_iter().flatten().copied())
+        .collect();
+    let missing: Vec<&MessageId> = owed.iter().filter(|id| !have.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lacks {} acknowledged messages after reconnecting to B and syncing since {since}: {missing:?}",
+        report.name,
+        missing.len()
+    );
+    let replayed_ids: Vec<MessageId> = replayed.iter().map(|m| m.id).collect();
+    assert!(
+        replayed_ids.windows(2).all(|w| w[0] < w[1]),
+        "sync replays in id order without repeats"
+    );
+    owed.iter().filter(|id| !live.contains(id)).count()
+}
+
+/// What history held after a fault.
+struct HistoryCount {
+    stored: usize,
+    /// Stored although their sender never got the ack (the node died first).
+    durable_unacked: usize,
+    duplicates: usize,
+}
+
+/// History (read by `viewer`) holds every acknowledged message, and only what was
+/// sent; it counts the duplicates for the caller to check.
+async fn history_holds_every_acknowledged_message(
+    viewer: &TestUser,
+    conversations: &[ConversationId],
+    acked: &Acknowledged,
+    reports: &[&SenderReport],
+) -> HistoryCount {
+    let mut count = HistoryCount {
+        stored: 0,
+        durable_unacked: 0,
+        duplicates: 0,
+    };
+    let all_acked: HashSet<Uuid> = reports
+        .iter()
+        .flat_map(|r| r.acked.keys())
+        .copied()
+        .collect();
+    for conversation in conversations {
+        let want = acked
+            .by_conversation
+            .get(conversation)
+            .cloned()
+            .unwrap_or_default();
+        let history = history_with_all(viewer, *conversation, &want, HISTORY_SETTLE).await;
+        count.duplicates += history_duplicates(&history);
+        count.stored += history.len();
         for message in &history {
             assert_eq!(
-                conversation_of.get(&message.client_msg_id),
-                Some(&conversation),
+                acked.conversation_of.get(&message.client_msg_id),
+                Some(conversation),
                 "history holds a message nobody sent: {message:?}"
             );
             if !all_acked.contains(&message.client_msg_id) {
-                durable_unacked += 1;
+                count.durable_unacked += 1;
             }
         }
     }
-    let sent = alice_report.sent.len() + carol_report.sent.len();
-    let unanswered = alice_report.unanswered() + carol_report.unanswered();
-    eprintln!(
-        "faults::node_killed: sent {sent}, acknowledged {}, unanswered when A died {unanswered}, \
-         delivered live to bob on B {} (+{bob_duplicates} duplicate frames), recovered by sync {recovered_by_sync}, \
-         in history {in_history} (acknowledged {}, unacknowledged but durable {durable_unacked}), duplicates in history {duplicates}",
-        acked_ids.len(),
-        bob_ids.len(),
-        in_history - durable_unacked,
-    );
-    assert_eq!(duplicates, 0, "history holds a message twice");
-    assert_eq!(in_history - durable_unacked, acked_ids.len());
+    count
 }
 
 #[tokio::test]
@@ -431,32 +540,7 @@ async fn persister_restarted() {
         stop.clone(),
         progress.clone(),
     ));
-    let bob_api = bob.api.clone();
-    let mut bob_stop = stop;
-    let bob_task = tokio::spawn(async move {
-        let mut report = SenderReport {
-            name: "bob over HTTP to A".into(),
-            ..SenderReport::default()
-        };
-        let mut i = 0;
-        while !*bob_stop.borrow_and_update() {
-            let conversation = [direct, group][i % 2];
-            let client_msg_id = Uuid::new_v4();
-            report.sent.push((client_msg_id, conversation));
-            let reply =
-                post_message(&bob_api, conversation, client_msg_id, &format!("bob #{i}")).await;
-            if reply.status == StatusCode::CREATED {
-                report
-                    .acked
-                    .insert(client_msg_id, reply.json::<Message>().id);
-            } else {
-                report.refused.insert(client_msg_id, reply.text);
-            }
-            i += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        report
-    });
+    let bob_task = tokio::spawn(keep_posting(bob.api.clone(), [direct, group], stop));
 
     // B (one of the two persister members) dies mid-stream and comes back later.
     wait_for_count(&progress, 100, Duration::from_secs(20)).await;
@@ -472,26 +556,8 @@ async fn persister_restarted() {
         alice_task.await.expect("alice's sender"),
         bob_task.await.expect("bob's sender"),
     ];
-
-    let mut acked: HashMap<ConversationId, Vec<MessageId>> = HashMap::new();
-    let mut sent = 0;
-    for report in &reports {
-        assert!(
-            report.refused.is_empty() && report.unanswered() == 0 && report.closed.is_none(),
-            "{}: A stayed up, so every send must be acknowledged; refused {:?}, unanswered {}, closed {:?}",
-            report.name,
-            report.refused,
-            report.unanswered(),
-            report.closed
-        );
-        sent += report.sent.len();
-        for (client_msg_id, conversation) in &report.sent {
-            acked
-                .entry(*conversation)
-                .or_default()
-                .push(report.acked[client_msg_id]);
-        }
-    }
+    let acked = every_send_to_the_surviving_node_was_acknowledged(&reports);
+    let sent: usize = reports.iter().map(|r| r.sent.len()).sum();
     let acknowledged: usize = acked.values().map(Vec::len).sum();
 
     // History, read through the restarted B, is complete and has no duplicates.
@@ -513,6 +579,60 @@ async fn persister_restarted() {
         in_history, acknowledged,
         "history holds exactly what was acknowledged"
     );
+}
+
+/// bob posts over HTTP to the two conversations in turn, every 10 ms, until `stop`.
+async fn keep_posting(
+    bob_api: Api,
+    conversations: [ConversationId; 2],
+    mut stop: watch::Receiver<bool>,
+) -> SenderReport {
+    let mut report = SenderReport {
+        name: "bob over HTTP to A".into(),
+        ..SenderReport::default()
+    };
+    let mut i = 0;
+    while !*stop.borrow_and_update() {
+        let conversation = conversations[i % 2];
+        let client_msg_id = Uuid::new_v4();
+        report.sent.push((client_msg_id, conversation));
+        let reply = post_message(&bob_api, conversation, client_msg_id, &format!("bob #{i}")).await;
+        if reply.status == StatusCode::CREATED {
+            report
+                .acked
+                .insert(client_msg_id, reply.json::<Message>().id);
+        } else {
+            report.refused.insert(client_msg_id, reply.text);
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    report
+}
+
+/// A stayed up, so every send must be acknowledged; returns the acknowledged ids
+/// per conversation.
+fn every_send_to_the_surviving_node_was_acknowledged(
+    reports: &[SenderReport],
+) -> HashMap<ConversationId, Vec<MessageId>> {
+    let mut acked: HashMap<ConversationId, Vec<MessageId>> = HashMap::new();
+    for report in reports {
+        assert!(
+            report.refused.is_empty() && report.unanswered() == 0 && report.closed.is_none(),
+            "{}: A stayed up, so every send must be acknowledged; refused {:?}, unanswered {}, closed {:?}",
+            report.name,
+            report.refused,
+            report.unanswered(),
+            report.closed
+        );
+        for (client_msg_id, conversation) in &report.sent {
+            acked
+                .entry(*conversation)
+                .or_default()
+                .push(report.acked[client_msg_id]);
+        }
+    }
+    acked
 }
 
 /// A private `redis-server` (no persistence) that a test may kill and restart on
@@ -661,7 +781,55 @@ async fn redis_outage() {
 
     // Redis dies (and with it, having no persistence, every key it held).
     redis.kill();
-    let report = readiness_until(&a, "redis down", Duration::from_secs(10), |s, r| {
+    readyz_names_redis_and_only_redis(&a).await;
+    let refused = sends_are_refused_clearly_and_without_an_ack(&alice, &mut alice_ws, direct).await;
+    // The access token is checked without Redis.
+    let me: User = alice.get("/me").await.expect(StatusCode::OK);
+    assert_eq!(me.id, alice.id());
+
+    // Redis comes back, empty, on the same port; the nodes recover by themselves.
+    let outage_started = Instant::now();
+    redis.spawn();
+    let (message, refused_while_recovering) =
+        first_accepted_send(&alice, direct, Duration::from_secs(30)).await;
+    let recovered_in = outage_started.elapsed();
+    acked.push(message.id);
+    bob_ws.message_with_id(message.id).await;
+    alice_ws.round_trip().await;
+    acked.push(alice_ws.send_and_ack(direct, "after the outage (ws)").await);
+    for node in [&a, &b] {
+        readiness_until(node, "ready again", Duration::from_secs(10), |s, _| {
+            s == StatusCode::OK
+        })
+        .await;
+    }
+    events_between_the_nodes_flow_again(&alice, &mut alice_ws, &mut bob_ws, direct).await;
+    refresh_tokens_are_gone_and_a_new_login_works(&a, &alice).await;
+
+    // Every acknowledged message is in history; no refused one is.
+    let history = history_with_all(&alice, direct, &acked, HISTORY_SETTLE).await;
+    let duplicates = history_duplicates(&history);
+    for id in &refused {
+        assert!(
+            !history.iter().any(|m| m.client_msg_id == *id),
+            "a refused send was stored"
+        );
+    }
+    eprintln!(
+        "faults::redis_outage: sent {}, acknowledged {}, refused {} during the outage, {refused_while_recovering} more \
+         while recovering ({recovered_in:?} from restart to the first accepted send), in history {}, duplicates in history {duplicates}",
+        acked.len() + refused.len() + refused_while_recovering,
+        acked.len(),
+        refused.len(),
+        history.len()
+    );
+    assert_eq!(duplicates, 0);
+    assert_eq!(history.len(), acked.len());
+}
+
+/// `/readyz` turns 503 within 10 s and blames Redis, not the database or the log.
+async fn readyz_names_redis_and_only_redis(node: &Server) {
+    let report = readiness_until(node, "redis down", Duration::from_secs(10), |s, r| {
         s == StatusCode::SERVICE_UNAVAILABLE && r.checks.get("redis").is_some_and(|c| c != "ok")
     })
     .await;
@@ -674,24 +842,20 @@ async fn redis_outage() {
         report.checks.get("message_log").map(String::as_str),
         Some("ok")
     );
+}
 
-    // Sends are refused, clearly and without an acknowledgement.
+/// During the outage a WebSocket send gets an `unavailable` error frame and an HTTP
+/// send a prompt 503; returns their client_msg_ids.
+async fn sends_are_refused_clearly_and_without_an_ack(
+    alice: &TestUser,
+    alice_ws: &mut Ws,
+    direct: ConversationId,
+) -> Vec<Uuid> {
     let mut refused: Vec<Uuid> = Vec::new();
     let refused_ws = alice_ws
         .send_message(direct, "during the outage (ws)")
         .await;
-    let answer = frame_within(&mut alice_ws, Duration::from_secs(10), |f| match f {
-        ServerFrame::Ack { client_msg_id, .. } if *client_msg_id == refused_ws => {
-            Some(Err("acknowledged".to_owned()))
-        }
-        ServerFrame::Error {
-            code,
-            client_msg_id: Some(id),
-            ..
-        } if *id == refused_ws => Some(Ok(code.to_string())),
-        _ => None,
-    })
-    .await;
+    let answer = frame_within(alice_ws, Duration::from_secs(10), refusal_of(refused_ws)).await;
     assert_eq!(
         answer,
         Some(Ok("unavailable".to_owned())),
@@ -708,29 +872,33 @@ async fn redis_outage() {
         "refused promptly"
     );
     refused.push(refused_http);
-    // The access token is checked without Redis.
-    let me: User = alice.get("/me").await.expect(StatusCode::OK);
-    assert_eq!(me.id, alice.id());
+    refused
+}
 
-    // Redis comes back, empty, on the same port; the nodes recover by themselves.
-    let outage_started = Instant::now();
-    redis.spawn();
-    let (message, refused_while_recovering) =
-        first_accepted_send(&alice, direct, Duration::from_secs(30)).await;
-    let recovered_in = outage_started.elapsed();
-    acked.push(message.id);
-    bob_ws.message_with_id(message.id).await;
-    alice_ws.round_trip().await;
-    acked.push(alice_ws.send_and_ack(direct, "after the outage (ws)").await);
-    readiness_until(&a, "ready again", Duration::from_secs(10), |s, _| {
-        s == StatusCode::OK
-    })
-    .await;
-    readiness_until(&b, "ready again", Duration::from_secs(10), |s, _| {
-        s == StatusCode::OK
-    })
-    .await;
-    // Events between the nodes flow again once the subscriber has reconnected.
+/// Picks the answer to the send `client_msg_id` that should be refused: `Ok(code)`
+/// for its error frame, `Err` if it was acknowledged after all.
+fn refusal_of(client_msg_id: Uuid) -> impl FnMut(&ServerFrame) -> Option<Result<String, String>> {
+    move |f| match f {
+        ServerFrame::Ack {
+            client_msg_id: id, ..
+        } if *id == client_msg_id => Some(Err("acknowledged".to_owned())),
+        ServerFrame::Error {
+            code,
+            client_msg_id: Some(id),
+            ..
+        } if *id == client_msg_id => Some(Ok(code.to_string())),
+        _ => None,
+    }
+}
+
+/// Events between the nodes flow again once the subscriber has reconnected: alice's
+/// typing on A reaches bob on B within 15 s.
+async fn events_between_the_nodes_flow_again(
+    alice: &TestUser,
+    alice_ws: &mut Ws,
+    bob_ws: &mut Ws,
+    direct: ConversationId,
+) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         alice_ws
@@ -738,7 +906,7 @@ async fn redis_outage() {
                 conversation_id: direct,
             })
             .await;
-        let typing = frame_within(&mut bob_ws, Duration::from_millis(500), |f| {
+        let typing = frame_within(bob_ws, Duration::from_millis(500), |f| {
             matches!(f, ServerFrame::Typing { user_id, .. } if *user_id == alice.id()).then_some(())
         })
         .await;
@@ -750,9 +918,11 @@ async fn redis_outage() {
             "typing never crossed from A to B after Redis came back"
         );
     }
+}
 
-    // Sessions, as documented: refresh tokens lived only in Redis, so a refresh
-    // fails with 401 and the user logs in again; the access token keeps working.
+/// Sessions, as documented: refresh tokens lived only in Redis, so a refresh fails
+/// with 401 and the user logs in again; the access token keeps working.
+async fn refresh_tokens_are_gone_and_a_new_login_works(a: &Server, alice: &TestUser) {
     alice
         .api
         .refresh()
@@ -776,26 +946,6 @@ async fn redis_outage() {
         .refresh()
         .await
         .expect::<RefreshResponse>(StatusCode::OK);
-
-    // Every acknowledged message is in history; no refused one is.
-    let history = history_with_all(&alice, direct, &acked, HISTORY_SETTLE).await;
-    let duplicates = history_duplicates(&history);
-    for id in &refused {
-        assert!(
-            !history.iter().any(|m| m.client_msg_id == *id),
-            "a refused send was stored"
-        );
-    }
-    eprintln!(
-        "faults::redis_outage: sent {}, acknowledged {}, refused {} during the outage, {refused_while_recovering} more \
-         while recovering ({recovered_in:?} from restart to the first accepted send), in history {}, duplicates in history {duplicates}",
-        acked.len() + refused.len() + refused_while_recovering,
-        acked.len(),
-        refused.len(),
-        history.len()
-    );
-    assert_eq!(duplicates, 0);
-    assert_eq!(history.len(), acked.len());
 }
 
 #[tokio::test]
@@ -826,46 +976,8 @@ async fn broker_stopped() {
     history_with_all(&bob, direct, &acked, HISTORY_SETTLE).await;
 
     services.broker.pause();
-    // Over HTTP: 503 `unavailable` within about the log's delivery timeout.
-    let refused_http = Uuid::new_v4();
-    let started = Instant::now();
-    post_message(&alice.api, direct, refused_http, "while frozen (http)")
-        .await
-        .expect_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
-    let http_refused_in = started.elapsed();
-    assert!(
-        http_refused_in < Duration::from_secs(10),
-        "took {http_refused_in:?}"
-    );
-    // Over the WebSocket: an error frame naming the send, never an ack.
-    let refused_ws = alice_ws.send_message(direct, "while frozen (ws)").await;
-    let answer = frame_within(&mut alice_ws, Duration::from_secs(12), |f| match f {
-        ServerFrame::Ack { client_msg_id, .. } if *client_msg_id == refused_ws => {
-            Some(Err("acknowledged".to_owned()))
-        }
-        ServerFrame::Error {
-            code,
-            client_msg_id: Some(id),
-            ..
-        } if *id == refused_ws => Some(Ok(code.to_string())),
-        _ => None,
-    })
-    .await;
-    assert_eq!(answer, Some(Ok("unavailable".to_owned())));
-    let (status, report) = readiness(&a).await;
-    assert_eq!(
-        status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{:?}",
-        report.checks
-    );
-    assert_ne!(
-        report.checks.get("message_log").map(String::as_str),
-        Some("ok"),
-        "/readyz names the message log: {:?}",
-        report.checks
-    );
-    assert_eq!(report.checks.get("redis").map(String::as_str), Some("ok"));
+    let http_refused_in =
+        sends_are_refused_while_the_broker_is_frozen(&a, &alice, &mut alice_ws, direct).await;
 
     services.broker.resume();
     let resumed = Instant::now();
@@ -873,35 +985,7 @@ async fn broker_stopped() {
         first_accepted_send(&alice, direct, Duration::from_secs(30)).await;
     let recovered_in = resumed.elapsed();
     acked.push(message.id);
-    // The WebSocket stayed open and sends over it work again.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let id = alice_ws.send_message(direct, "after (ws)").await;
-        let answer = frame_within(&mut alice_ws, Duration::from_secs(12), |f| match f {
-            ServerFrame::Ack {
-                client_msg_id,
-                message_id,
-                ..
-            } if *client_msg_id == id => Some(Ok(*message_id)),
-            ServerFrame::Error {
-                code,
-                client_msg_id: Some(c),
-                ..
-            } if *c == id => Some(Err(*code)),
-            _ => None,
-        })
-        .await;
-        match answer {
-            Some(Ok(message_id)) => {
-                acked.push(message_id);
-                break;
-            }
-            other => assert!(
-                Instant::now() < deadline,
-                "WebSocket sends still fail after the broker returned: {other:?}"
-            ),
-        }
-    }
+    acked.push(websocket_sends_work_again(&mut alice_ws, direct).await);
     readiness_until(&a, "ready again", Duration::from_secs(15), |s, _| {
         s == StatusCode::OK
     })
@@ -940,4 +1024,73 @@ async fn broker_stopped() {
         acked.len(),
         after_resume.len()
     );
+}
+
+/// With the broker frozen, an HTTP send gets 503 `unavailable` within about the
+/// log's delivery timeout, a WebSocket send an error frame naming it (never an ack),
+/// and `/readyz` blames the message log. Returns how long the HTTP refusal took.
+async fn sends_are_refused_while_the_broker_is_frozen(
+    a: &Server,
+    alice: &TestUser,
+    alice_ws: &mut Ws,
+    direct: ConversationId,
+) -> Duration {
+    let refused_http = Uuid::new_v4();
+    let started = Instant::now();
+    post_message(&alice.api, direct, refused_http, "while frozen (http)")
+        .await
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let http_refused_in = started.elapsed();
+    assert!(
+        http_refused_in < Duration::from_secs(10),
+        "took {http_refused_in:?}"
+    );
+    let refused_ws = alice_ws.send_message(direct, "while frozen (ws)").await;
+    let answer = frame_within(alice_ws, Duration::from_secs(12), refusal_of(refused_ws)).await;
+    assert_eq!(answer, Some(Ok("unavailable".to_owned())));
+    let (status, report) = readiness(a).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        report.checks
+    );
+    assert_ne!(
+        report.checks.get("message_log").map(String::as_str),
+        Some("ok"),
+        "/readyz names the message log: {:?}",
+        report.checks
+    );
+    assert_eq!(report.checks.get("redis").map(String::as_str), Some("ok"));
+    http_refused_in
+}
+
+/// The WebSocket stayed open through the freeze and a send over it is acknowledged
+/// again within 20 s; returns that message's id.
+async fn websocket_sends_work_again(alice_ws: &mut Ws, direct: ConversationId) -> MessageId {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let id = alice_ws.send_message(direct, "after (ws)").await;
+        let answer = frame_within(alice_ws, Duration::from_secs(12), |f| match f {
+            ServerFrame::Ack {
+                client_msg_id,
+                message_id,
+                ..
+            } if *client_msg_id == id => Some(Ok(*message_id)),
+            ServerFrame::Error {
+                code,
+                client_msg_id: Some(c),
+                ..
+            } if *c == id => Some(Err(*code)),
+            _ => None,
+        })
+        .await;
+        match answer {
+            Some(Ok(message_id)) => return message_id,
+            other => assert!(
+                Instant::now() < deadline,
+                "WebSocket sends still fail after the broker returned: {other:?}"
+            ),
+        }
+    }
 }

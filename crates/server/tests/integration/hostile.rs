@@ -10,7 +10,8 @@ use chat_protocol::{ConversationId, MAX_BODY_CHARS, MAX_FRAME_BYTES, MessageId, 
 use chat_test_support::server::Server;
 use chat_test_support::users::{TestUser, ids};
 use chat_test_support::wait::{RECEIVE_TIMEOUT, eventually};
-use chat_test_support::ws::{Event, Ws};
+use chat_test_support::ws::{Event, Socket, Ws};
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -691,61 +692,11 @@ async fn a_flood_of_10000_sends_is_rate_limited_per_user_while_others_keep_being
 
     const FLOOD: usize = 10_000;
     let flooder = alice.connect().await.into_socket();
-    let (mut sink, mut stream) = flooder.split();
+    let (sink, stream) = flooder.split();
     let started = Instant::now();
-    let writer = tokio::spawn(async move {
-        for i in 0..FLOOD {
-            let frame = ClientFrame::Send {
-                conversation_id: flooded,
-                client_msg_id: Uuid::new_v4(),
-                body: format!("flood {i}"),
-            };
-            let text = serde_json::to_string(&frame).unwrap();
-            sink.send(WsMessage::text(text))
-                .await
-                .expect("the flooder stays connected");
-        }
-        sink
-    });
-    let reader = tokio::spawn(async move {
-        let (mut acked, mut limited) = (Vec::new(), 0usize);
-        while acked.len() + limited < FLOOD {
-            let Some(Ok(message)) = stream.next().await else {
-                panic!(
-                    "the flooder was disconnected after {} answers",
-                    acked.len() + limited
-                );
-            };
-            let WsMessage::Text(text) = message else {
-                continue;
-            };
-            match serde_json::from_str::<ServerFrame>(text.as_str()).unwrap() {
-                ServerFrame::Ack { message_id, .. } => acked.push(message_id),
-                ServerFrame::Error {
-                    code,
-                    client_msg_id,
-                    ..
-                } => {
-                    assert_eq!(code.to_string(), "rate_limited");
-                    assert!(client_msg_id.is_some(), "the refusal names the send");
-                    limited += 1;
-                }
-                _ => {}
-            }
-        }
-        (acked, limited)
-    });
-
-    for i in 0..5 {
-        let started = Instant::now();
-        let id = carol_ws.send_and_ack(quiet, &format!("quiet {i}")).await;
-        dave_ws.message_with_id(id).await;
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "a message took {:?} during the flood",
-            started.elapsed()
-        );
-    }
+    let writer = tokio::spawn(flood(sink, flooded, FLOOD));
+    let reader = tokio::spawn(answers_to_the_flood(stream, FLOOD));
+    others_are_served_within_two_seconds(&mut carol_ws, &mut dave_ws, quiet).await;
 
     let (acked, limited) = tokio::time::timeout(Duration::from_secs(60), reader)
         .await
@@ -760,7 +711,87 @@ async fn a_flood_of_10000_sends_is_rate_limited_per_user_while_others_keep_being
         "{} sends accepted in {elapsed:.1}s, more than the limit allows",
         acked.len()
     );
-    // Exactly the acknowledged sends were stored.
+    exactly_the_acknowledged_sends_were_stored(&alice, flooded, &acked).await;
+}
+
+/// Writes `count` sends to `conversation` as fast as the socket takes them; returns
+/// the sink so the connection stays open.
+async fn flood(
+    mut sink: SplitSink<Socket, WsMessage>,
+    conversation: ConversationId,
+    count: usize,
+) -> SplitSink<Socket, WsMessage> {
+    for i in 0..count {
+        let frame = ClientFrame::Send {
+            conversation_id: conversation,
+            client_msg_id: Uuid::new_v4(),
+            body: format!("flood {i}"),
+        };
+        let text = serde_json::to_string(&frame).unwrap();
+        sink.send(WsMessage::text(text))
+            .await
+            .expect("the flooder stays connected");
+    }
+    sink
+}
+
+/// Reads until each of `count` sends is answered: the acknowledged ids, and how many
+/// were refused as `rate_limited` (each refusal naming its send).
+async fn answers_to_the_flood(
+    mut stream: SplitStream<Socket>,
+    count: usize,
+) -> (Vec<MessageId>, usize) {
+    let (mut acked, mut limited) = (Vec::new(), 0usize);
+    while acked.len() + limited < count {
+        let Some(Ok(message)) = stream.next().await else {
+            panic!(
+                "the flooder was disconnected after {} answers",
+                acked.len() + limited
+            );
+        };
+        let WsMessage::Text(text) = message else {
+            continue;
+        };
+        match serde_json::from_str::<ServerFrame>(text.as_str()).unwrap() {
+            ServerFrame::Ack { message_id, .. } => acked.push(message_id),
+            ServerFrame::Error {
+                code,
+                client_msg_id,
+                ..
+            } => {
+                assert_eq!(code.to_string(), "rate_limited");
+                assert!(client_msg_id.is_some(), "the refusal names the send");
+                limited += 1;
+            }
+            _ => {}
+        }
+    }
+    (acked, limited)
+}
+
+/// During the flood, carol's messages still reach dave within 2 s each.
+async fn others_are_served_within_two_seconds(
+    carol_ws: &mut Ws,
+    dave_ws: &mut Ws,
+    quiet: ConversationId,
+) {
+    for i in 0..5 {
+        let started = Instant::now();
+        let id = carol_ws.send_and_ack(quiet, &format!("quiet {i}")).await;
+        dave_ws.message_with_id(id).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a message took {:?} during the flood",
+            started.elapsed()
+        );
+    }
+}
+
+async fn exactly_the_acknowledged_sends_were_stored(
+    alice: &TestUser,
+    flooded: ConversationId,
+    acked: &[MessageId],
+) {
     let stored = eventually("every ack is in history", || async {
         let all = alice.all_history(flooded).await;
         (all.len() >= acked.len()).then_some(all)
@@ -768,7 +799,7 @@ async fn a_flood_of_10000_sends_is_rate_limited_per_user_while_others_keep_being
     .await;
     let mut stored_ids = ids(&stored);
     stored_ids.sort();
-    let mut acked_ids = acked.clone();
+    let mut acked_ids = acked.to_vec();
     acked_ids.sort();
     assert_eq!(stored_ids, acked_ids);
 }
