@@ -1,10 +1,12 @@
 /**
- * Shares the session with the components: who is logged in, and the actions that
- * change it. On start it tries the refresh cookie, so a reload stays logged in
- * without the token ever touching storage.
+ * Shares the session with the components: who is logged in, the actions that
+ * change it, and the API client that runs on the session's token. On start it tries
+ * the refresh cookie, so a reload stays logged in without the token ever touching
+ * storage.
  */
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
 import type { LoginRequest, SignupRequest, User } from "../protocol";
+import { createChatApi, type ChatApi } from "../api/client";
 import { ApiError, NetworkError } from "../api/errors";
 import type { Session } from "./session";
 
@@ -17,6 +19,7 @@ export type AuthState =
 export interface AuthContextValue {
   state: AuthState;
   session: Session;
+  api: ChatApi;
   login(req: LoginRequest): Promise<void>;
   signup(req: SignupRequest): Promise<void>;
   logout(): Promise<void>;
@@ -32,6 +35,7 @@ export function useAuth(): AuthContextValue {
 
 export function AuthProvider({ session, children }: { session: Session; children: ReactNode }) {
   const [state, setState] = useState<AuthState>({ status: "loading" });
+  const api = useMemo(() => createChatApi(session.fetch), [session]);
 
   useEffect(() => {
     let cancelled = false;
@@ -44,7 +48,7 @@ export function AuthProvider({ session, children }: { session: Session; children
           setState({ status: "anonymous" });
           return;
         }
-        const user = await session.json<User>("/me");
+        const user = await api.me();
         if (!cancelled) setState({ status: "authenticated", user });
       } catch (e) {
         if (cancelled) return;
@@ -63,7 +67,7 @@ export function AuthProvider({ session, children }: { session: Session; children
       clearTimeout(retry);
       off();
     };
-  }, [session]);
+  }, [session, api]);
 
   const login = useCallback(
     async (req: LoginRequest) => setState({ status: "authenticated", user: await session.login(req) }),
@@ -78,6 +82,9 @@ export function AuthProvider({ session, children }: { session: Session; children
     setState({ status: "anonymous" });
   }, [session]);
 
-  const value = useMemo(() => ({ state, session, login, signup, logout }), [state, session, login, signup, logout]);
+  const value = useMemo(
+    () => ({ state, session, api, login, signup, logout }),
+    [state, session, api, login, signup, logout],
+  );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

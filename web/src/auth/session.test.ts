@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createChatApi } from "../api/client";
 import { jsonResponse } from "../test/fakes";
 import { Session } from "./session";
 
@@ -99,7 +100,7 @@ describe("Session", () => {
     const s = new Session({ fetch: server.fetch, locks: null, channel: null });
     await s.login({ username: "alice", password: "secret-pass" });
     server.rejectNextMe(401);
-    const me = await s.json<typeof user>("/me");
+    const me = await createChatApi(s.fetch).me();
     expect(me).toEqual(user);
     const meCalls = server.calls.filter((c) => c.url.endsWith("/me"));
     expect(meCalls.map((c) => new Headers(c.init.headers).get("authorization"))).toEqual(["Bearer a0", "Bearer r1"]);
@@ -116,7 +117,7 @@ describe("Session", () => {
     expect(await s.refresh()).toBeNull();
     expect(s.accessToken).toBeNull();
     expect(ended).toHaveBeenCalledTimes(1);
-    await expect(s.json("/me")).rejects.toMatchObject({ status: 401 });
+    await expect(createChatApi(s.fetch).me()).rejects.toMatchObject({ status: 401, code: "unauthenticated" });
   });
 
   it("reports no session (not an error) when there is no cookie at start", async () => {

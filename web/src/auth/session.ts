@@ -7,11 +7,10 @@
  * within a tab and serialized across tabs with the Web Locks API where available.
  * A refresh is scheduled before the token expires, and `fetch` refreshes once after a 401.
  */
-import type { AuthResponse, LoginRequest, RefreshResponse, SignupRequest, User } from "../protocol";
-import { CSRF_HEADER } from "../protocol";
-import { ApiError, NetworkError } from "../api/errors";
-
-export const API_BASE = "/api/v1";
+import type { AuthResponse, LoginRequest, SignupRequest, User } from "../protocol";
+import { createAuthApi, type AuthApi } from "../api/auth";
+import { ApiError } from "../api/errors";
+import { apiFetch, type ApiFetch } from "../api/http";
 
 /** How long before expiry to refresh: a minute, or a quarter of a short lifetime. */
 export function refreshLeadMs(expiresInSec: number): number {
@@ -34,13 +33,16 @@ export class Session {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private inflight: Promise<string | null> | null = null;
   private endedListeners = new Set<Listener>();
-  private readonly fetchImpl: typeof fetch;
+  /** Requests without the access token: the auth endpoints, and the base of `fetch`. */
+  private readonly http: ApiFetch;
+  private readonly authApi: AuthApi;
   private readonly now: () => number;
   private readonly locks: Pick<LockManager, "request"> | null;
   private readonly channel: BroadcastChannel | null;
 
   constructor(opts: SessionOptions = {}) {
-    this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.http = apiFetch(opts.fetch ?? ((input, init) => globalThis.fetch(input, init)));
+    this.authApi = createAuthApi(this.http);
     this.now = opts.now ?? Date.now;
     this.locks =
       opts.locks !== undefined ? opts.locks : typeof navigator !== "undefined" && navigator.locks ? navigator.locks : null;
@@ -60,11 +62,11 @@ export class Session {
   }
 
   async signup(req: SignupRequest): Promise<User> {
-    return this.authenticate("/auth/signup", req);
+    return this.start(await this.authApi.signup(req));
   }
 
   async login(req: LoginRequest): Promise<User> {
-    return this.authenticate("/auth/login", req);
+    return this.start(await this.authApi.login(req));
   }
 
   /** Revokes the refresh token family on the server and forgets the access token. */
@@ -73,13 +75,9 @@ export class Session {
     this.clear();
     this.channel?.postMessage("logout");
     try {
-      await this.fetchImpl(`${API_BASE}/auth/logout`, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { [CSRF_HEADER]: "1", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      });
+      await this.authApi.logout(token);
     } catch {
-      // Offline: the cookie stays until it expires, but this tab forgets everything.
+      // Offline or refused: the cookie stays until it expires, but this tab forgets everything.
     }
   }
 
@@ -105,8 +103,11 @@ export class Session {
     return this.inflight;
   }
 
-  /** `fetch` for the API: adds the bearer token, refreshes and retries once after a 401. */
-  async fetch(path: string, init: RequestInit = {}): Promise<Response> {
+  /**
+   * `fetch` for the API (a path under API_BASE): adds the bearer token, refreshes and
+   * retries once after a 401. The endpoint functions of api/client.ts run on it.
+   */
+  fetch: ApiFetch = async (path, init) => {
     const first = await this.getToken();
     if (!first) throw new ApiError(401, "unauthenticated", "Please log in again.");
     let res = await this.send(path, init, first);
@@ -116,17 +117,7 @@ export class Session {
       res = await this.send(path, init, fresh);
     }
     return res;
-  }
-
-  /** `fetch` plus JSON decoding and ApiError for non-2xx answers. */
-  async json<T>(path: string, init: RequestInit = {}): Promise<T> {
-    const headers = new Headers(init.headers);
-    if (init.body !== undefined && !headers.has("content-type")) headers.set("content-type", "application/json");
-    const res = await this.fetch(path, { ...init, headers });
-    if (!res.ok) throw await ApiError.from(res);
-    if (res.status === 204) return undefined as T;
-    return (await res.json()) as T;
-  }
+  };
 
   /** Stops timers; used when the app unmounts and in tests. */
   dispose(): void {
@@ -134,58 +125,34 @@ export class Session {
     this.timer = null;
   }
 
-  private async send(path: string, init: RequestInit, token: string): Promise<Response> {
+  private send(path: string, init: RequestInit, token: string): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${token}`);
-    try {
-      return await this.fetchImpl(`${API_BASE}${path}`, { ...init, headers, credentials: "same-origin" });
-    } catch (e) {
-      throw new NetworkError(e);
-    }
+    return this.http(path, { ...init, headers });
   }
 
-  private async authenticate(path: string, body: unknown): Promise<User> {
-    let res: Response;
-    try {
-      res = await this.fetchImpl(`${API_BASE}${path}`, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-    } catch (e) {
-      throw new NetworkError(e);
-    }
-    if (!res.ok) throw await ApiError.from(res);
-    const auth = (await res.json()) as AuthResponse;
+  /** Takes on the token signup or login handed out. */
+  private start(auth: AuthResponse): User {
     this.setToken(auth.access_token, auth.expires_in);
     return auth.user;
   }
 
   private async doRefresh(): Promise<string | null> {
-    let res: Response;
     try {
-      res = await this.fetchImpl(`${API_BASE}/auth/refresh`, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { [CSRF_HEADER]: "1" },
-      });
+      const { access_token, expires_in } = await this.authApi.refresh();
+      this.setToken(access_token, expires_in);
+      return access_token;
     } catch (e) {
-      // Keep the current token (it may still be valid) and try again shortly.
+      // The cookie was refused: the session is over, which is an answer, not an error.
+      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+        this.end();
+        return null;
+      }
+      // Offline or a server in trouble: keep the current token (it may still be valid)
+      // and try again shortly.
       if (this.token) this.schedule(5_000);
-      throw new NetworkError(e);
+      throw e;
     }
-    if (res.status === 401 || res.status === 403) {
-      this.end();
-      return null;
-    }
-    if (!res.ok) {
-      if (this.token) this.schedule(5_000);
-      throw await ApiError.from(res);
-    }
-    const body = (await res.json()) as RefreshResponse;
-    this.setToken(body.access_token, body.expires_in);
-    return body.access_token;
   }
 
   private setToken(token: string, expiresInSec: number): void {

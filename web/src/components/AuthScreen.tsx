@@ -156,9 +156,16 @@ export function AuthScreen() {
 
 function describeAuthError(err: unknown, mode: Mode): string {
   if (err instanceof ApiError) {
-    if (err.status === 401 && mode === "login") return "Wrong username or password.";
-    if (err.status === 409) return "That username is taken. Try another one.";
-    if (err.status === 429) return "Too many attempts. Wait a minute and try again.";
+    switch (err.code) {
+      case "invalid_credentials":
+        if (mode === "login") return "Wrong username or password.";
+        break;
+      case "username_taken":
+        return "That username is taken. Try another one.";
+      case "rate_limited":
+      case "too_many_attempts":
+        return "Too many attempts. Wait a minute and try again.";
+    }
     return err.message;
   }
   if (err instanceof Error) return err.message;

@@ -15,7 +15,7 @@ import { ConversationView } from "./ConversationView";
 import { ConnectionBanner } from "./ConnectionBanner";
 
 export function ChatApp({ me }: { me: User }) {
-  const { session, logout } = useAuth();
+  const { session, api, logout } = useAuth();
   const [store, setStore] = useState<ChatStore | null>(null);
 
   useEffect(() => {
@@ -25,7 +25,7 @@ export function ChatApp({ me }: { me: User }) {
       refreshToken: () => session.refresh(),
       onUnauthenticated: () => void logout(),
     });
-    const chat = new ChatStore(me, session, socket);
+    const chat = new ChatStore(me, api, socket);
     setStore(chat);
     chat.loadConversations().catch(() => chat.showNotice("Could not load your conversations. Retrying when connected."));
     socket.start();
@@ -37,7 +37,7 @@ export function ChatApp({ me }: { me: User }) {
       socket.stop();
       chat.dispose();
     };
-  }, [me, session, logout]);
+  }, [me, session, api, logout]);
 
   if (!store) return null;
   return (

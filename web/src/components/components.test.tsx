@@ -103,7 +103,7 @@ describe("AuthScreen", () => {
 describe("useChat and the conversation view", () => {
   function withStore() {
     const transport = new FakeTransport();
-    const store = new ChatStore(alice, new FakeApi({ "/conversations/100/messages": { messages: [], has_more: false }, "/conversations": [conv] }), transport);
+    const store = new ChatStore(alice, new FakeApi([conv]), transport);
     const wrapper = ({ children }: { children: ReactNode }) => (
       <ChatStoreContext.Provider value={store}>{children}</ChatStoreContext.Provider>
     );

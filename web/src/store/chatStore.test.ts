@@ -10,13 +10,7 @@ const OTHER_ID = conversationId("200");
 const NEW_ID = conversationId("300");
 
 function setup(conversations: Conversation[] = [direct()], history: Message[] = []) {
-  const api = new FakeApi({
-    "/conversations/": (path: string) =>
-      path.includes("/messages")
-        ? { messages: [...history].reverse(), has_more: false }
-        : direct(conversationId(path.split("/")[2])),
-    "/conversations": conversations,
-  });
+  const api = new FakeApi(conversations, () => ({ messages: [...history].reverse(), has_more: false }));
   const transport = new FakeTransport();
   const store = new ChatStore(alice, api, transport);
   return { api, transport, store, s: () => store.getState() };
@@ -212,9 +206,10 @@ describe("ChatStore", () => {
   it("fetches a conversation it first hears about through a message", async () => {
     const { store, transport, api, s } = setup([]);
     await store.loadConversations();
+    api.conversations.set(OTHER_ID, direct(OTHER_ID)); // created while the list was loading
     transport.emit({ type: "message", message: msg("80", bob, OTHER_ID) });
     await vi.advanceTimersByTimeAsync(0);
-    expect(api.calls.map((c) => c.path)).toContain("/conversations/200");
+    expect(api.callsTo("getConversation")).toEqual([[OTHER_ID]]);
     expect(s().conversations[OTHER_ID]).toBeDefined();
     expect(s().messages[OTHER_ID].items.map((m) => m.id)).toEqual(["80"]);
   });
@@ -246,11 +241,11 @@ describe("ChatStore", () => {
   it("loads older history by cursor and merges it", async () => {
     const page1 = Array.from({ length: 3 }, (_, i) => msg(String(20 + i)));
     const older = [msg("10"), msg("11")];
-    const api = new FakeApi({
-      "/conversations/100/messages?before=20": { messages: [...older].reverse(), has_more: false },
-      "/conversations/100/messages": { messages: [...page1].reverse(), has_more: true },
-      "/conversations": [direct(DIRECT_ID, page1[2])],
-    });
+    const api = new FakeApi([direct(DIRECT_ID, page1[2])], (_id, { before }) =>
+      before === page1[0].id
+        ? { messages: [...older].reverse(), has_more: false }
+        : { messages: [...page1].reverse(), has_more: true },
+    );
     const store = new ChatStore(alice, api, new FakeTransport());
     await store.loadConversations();
     await store.loadLatest(DIRECT_ID);
@@ -259,6 +254,6 @@ describe("ChatStore", () => {
     const entry = store.getState().messages[DIRECT_ID];
     expect(entry.items.map((m) => m.id)).toEqual(["10", "11", "20", "21", "22"]);
     expect(entry.hasMore).toBe(false);
-    expect(api.calls.at(-1)?.path).toBe("/conversations/100/messages?before=20&limit=50");
+    expect(api.callsTo("history").at(-1)).toEqual([DIRECT_ID, { before: "20", limit: 50 }]);
   });
 });

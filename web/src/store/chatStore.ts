@@ -3,8 +3,8 @@
  *
  * Components read it through `useSyncExternalStore` (store/hooks.tsx); state objects
  * are replaced, never mutated, so a component re-renders only when its slice changes.
- * The store talks to the server through two narrow ports — `ChatApi` (HTTP JSON) and
- * `ChatTransport` (the WebSocket) — so tests drive it with fakes.
+ * The store talks to the server through two narrow ports — `ChatApi` (api/client.ts)
+ * and `ChatTransport` (the WebSocket) — so tests drive it with fakes.
  *
  * Consistency rules (DESIGN.md §2, §6):
  * - messages are deduplicated by id wherever they come from (live, sync, history);
@@ -21,7 +21,6 @@ import type {
   ClientFrame,
   Conversation,
   ConversationId,
-  HistoryPage,
   Message,
   MessageId,
   ServerFrame,
@@ -29,13 +28,10 @@ import type {
   UserId,
 } from "../protocol";
 import { MAX_BODY_CHARS } from "../protocol";
+import type { ChatApi } from "../api/client";
 import { compareIds, maxId, messageId, newUuid } from "../lib/ids";
 import type { ConnectionStatus } from "../realtime/socket";
 import { mergeMessages } from "./messages";
-
-export interface ChatApi {
-  json<T>(path: string, init?: RequestInit): Promise<T>;
-}
 
 export interface ChatTransport {
   readonly isReady: boolean;
@@ -162,12 +158,7 @@ export class ChatStore {
 
   /** Fetches the conversation list; the first call happens before `sync` is sent. */
   loadConversations(): Promise<void> {
-    const p = this.api
-      .json<Conversation[] | { conversations: Conversation[] }>("/conversations")
-      .then((body) => {
-        const list = Array.isArray(body) ? body : body.conversations;
-        this.applyConversationList(list);
-      });
+    const p = this.api.listConversations().then((list) => this.applyConversationList(list));
     this.listLoad = p;
     return p;
   }
@@ -204,7 +195,7 @@ export class ChatStore {
     let p = this.fetchingConversation.get(id);
     if (!p) {
       p = this.api
-        .json<Conversation>(`/conversations/${id}`)
+        .getConversation(id)
         .then((c) => this.upsertConversation(c))
         .catch(() => undefined)
         .finally(() => this.fetchingConversation.delete(id));
@@ -215,7 +206,7 @@ export class ChatStore {
 
   /** Loads the newest page of history (once per conversation; live messages merge in). */
   async loadLatest(id: ConversationId): Promise<void> {
-    const page = await this.api.json<HistoryPage>(`/conversations/${id}/messages?limit=${HISTORY_PAGE}`);
+    const page = await this.api.history(id, { limit: HISTORY_PAGE });
     const cur = this.state.messages[id] ?? EMPTY_MESSAGES;
     const hasMore = cur.loaded ? cur.hasMore : page.has_more;
     this.setMessages(id, { ...cur, items: mergeMessages(cur.items, page.messages), loaded: true, hasMore });
@@ -230,9 +221,7 @@ export class ChatStore {
     if (!oldest) return;
     this.setMessages(id, { ...cur, loadingOlder: true });
     try {
-      const page = await this.api.json<HistoryPage>(
-        `/conversations/${id}/messages?before=${oldest}&limit=${HISTORY_PAGE}`,
-      );
+      const page = await this.api.history(id, { before: oldest, limit: HISTORY_PAGE });
       const now = this.state.messages[id] ?? cur;
       this.setMessages(id, {
         ...now,
@@ -367,36 +356,25 @@ export class ChatStore {
   // ---- conversations and people ----
 
   async searchUsers(q: string): Promise<User[]> {
-    const body = await this.api.json<User[] | { users: User[] }>(`/users?q=${encodeURIComponent(q)}`);
-    const users = Array.isArray(body) ? body : body.users;
+    const users = await this.api.searchUsers(q);
     return users.filter((u) => u.id !== this.state.me.id);
   }
 
   async startDirect(userId: UserId): Promise<Conversation> {
-    const c = await this.api.json<Conversation>("/conversations", {
-      method: "POST",
-      body: JSON.stringify({ kind: "direct", user_id: userId }),
-    });
+    const c = await this.api.createDirect(userId);
     this.upsertConversation(c);
     return c;
   }
 
   async createGroup(title: string, memberIds: UserId[]): Promise<Conversation> {
-    const c = await this.api.json<Conversation>("/conversations", {
-      method: "POST",
-      body: JSON.stringify({ kind: "group", title, member_ids: memberIds }),
-    });
+    const c = await this.api.createGroup(title, memberIds);
     this.upsertConversation(c);
     return c;
   }
 
   async addMembers(conversationId: ConversationId, userIds: UserId[]): Promise<void> {
-    await this.api.json<unknown>(`/conversations/${conversationId}/members`, {
-      method: "POST",
-      body: JSON.stringify({ user_ids: userIds }),
-    });
-    const c = await this.api.json<Conversation>(`/conversations/${conversationId}`);
-    this.upsertConversation(c);
+    // The answer is the conversation with its new members.
+    this.upsertConversation(await this.api.addMembers(conversationId, userIds));
   }
 
   showNotice(notice: string | null): void {

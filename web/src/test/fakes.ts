@@ -1,6 +1,18 @@
 /** Test doubles for the browser WebSocket and the store's two ports. */
-import type { ClientFrame, ServerFrame, User } from "../protocol";
-import type { ChatApi, ChatTransport } from "../store/chatStore";
+import type {
+  ClientFrame,
+  Conversation,
+  ConversationId,
+  HistoryPage,
+  Message,
+  SendMessage,
+  ServerFrame,
+  User,
+  UserId,
+} from "../protocol";
+import type { ChatApi, HistoryQuery } from "../api/client";
+import { ApiError } from "../api/errors";
+import type { ChatTransport } from "../store/chatStore";
 import type { ConnectionStatus } from "../realtime/socket";
 
 export class FakeWebSocket {
@@ -96,19 +108,81 @@ export class FakeTransport implements ChatTransport {
   }
 }
 
-/** An API that answers from a table of path → body (or function). */
-export class FakeApi implements ChatApi {
-  calls: Array<{ path: string; init?: RequestInit }> = [];
-  constructor(private readonly routes: Record<string, unknown | ((path: string, init?: RequestInit) => unknown)>) {}
+type Endpoint = keyof ChatApi;
 
-  async json<T>(path: string, init?: RequestInit): Promise<T> {
-    this.calls.push({ path, init });
-    const key = Object.keys(this.routes)
-      .sort((a, b) => b.length - a.length)
-      .find((k) => path === k || path.startsWith(k));
-    if (key === undefined) throw new Error(`no fake route for ${path}`);
-    const r = this.routes[key];
-    return (typeof r === "function" ? (r as (p: string, i?: RequestInit) => unknown)(path, init) : r) as T;
+/**
+ * An in-memory ChatApi: the conversations it knows, history pages from a function,
+ * and a record of every call (endpoint and arguments) for the tests to check.
+ */
+export class FakeApi implements ChatApi {
+  calls: Array<{ endpoint: Endpoint; args: unknown[] }> = [];
+  readonly conversations = new Map<ConversationId, Conversation>();
+  users: User[] = [];
+
+  constructor(
+    conversations: Conversation[] = [],
+    /** Answers `history`; by default there is none. */
+    private readonly pages: (id: ConversationId, query: HistoryQuery) => HistoryPage = () => ({
+      messages: [],
+      has_more: false,
+    }),
+  ) {
+    for (const c of conversations) this.conversations.set(c.id, c);
+  }
+
+  /** The calls made to one endpoint, by their arguments. */
+  callsTo<E extends Endpoint>(endpoint: E): Parameters<ChatApi[E]>[] {
+    return this.calls.filter((c) => c.endpoint === endpoint).map((c) => c.args as Parameters<ChatApi[E]>);
+  }
+
+  private record(endpoint: Endpoint, ...args: unknown[]): void {
+    this.calls.push({ endpoint, args });
+  }
+
+  private known(id: ConversationId): Conversation {
+    const c = this.conversations.get(id);
+    if (!c) throw new ApiError(404, "not_found", `no conversation ${id}`);
+    return c;
+  }
+
+  async me(): Promise<User> {
+    this.record("me");
+    throw new Error("FakeApi.me: the store never asks");
+  }
+  async searchUsers(query: string): Promise<User[]> {
+    this.record("searchUsers", query);
+    return this.users.filter((u) => u.username.startsWith(query));
+  }
+  async listConversations(): Promise<Conversation[]> {
+    this.record("listConversations");
+    return [...this.conversations.values()];
+  }
+  async getConversation(id: ConversationId): Promise<Conversation> {
+    this.record("getConversation", id);
+    return this.known(id);
+  }
+  async createDirect(userId: UserId): Promise<Conversation> {
+    this.record("createDirect", userId);
+    throw new Error("FakeApi.createDirect: not faked");
+  }
+  async createGroup(title: string, memberIds: UserId[]): Promise<Conversation> {
+    this.record("createGroup", title, memberIds);
+    throw new Error("FakeApi.createGroup: not faked");
+  }
+  async addMembers(id: ConversationId, userIds: UserId[]): Promise<Conversation> {
+    this.record("addMembers", id, userIds);
+    return this.known(id);
+  }
+  async removeMember(id: ConversationId, userId: UserId): Promise<void> {
+    this.record("removeMember", id, userId);
+  }
+  async history(id: ConversationId, query: HistoryQuery): Promise<HistoryPage> {
+    this.record("history", id, query);
+    return this.pages(id, query);
+  }
+  async sendMessage(id: ConversationId, req: SendMessage): Promise<Message> {
+    this.record("sendMessage", id, req);
+    throw new Error("FakeApi.sendMessage: the store sends over the WebSocket");
   }
 }
 

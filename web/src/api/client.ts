@@ -1,0 +1,73 @@
+/**
+ * The HTTP API the chat uses once logged in: one function per endpoint, typed with
+ * the request and response types of protocol.ts. Requests go through the session's
+ * `fetch`, which adds the access token and refreshes it once after a 401; failures
+ * reject with `ApiError` (carrying the server's `ErrorCode`) or `NetworkError`.
+ */
+import type {
+  AddMembers,
+  Conversation,
+  ConversationId,
+  CreateConversation,
+  HistoryPage,
+  Message,
+  MessageId,
+  SendMessage,
+  User,
+  UserId,
+} from "../protocol";
+import { getJson, postJson, sendForNothing, type ApiFetch } from "./http";
+
+/** Which page of history: older than `before`, newer than `after`, at most `limit`. */
+export interface HistoryQuery {
+  before?: MessageId;
+  after?: MessageId;
+  limit?: number;
+}
+
+export interface ChatApi {
+  me(): Promise<User>;
+  /** People whose username or display name starts with `query`. */
+  searchUsers(query: string): Promise<User[]>;
+  listConversations(): Promise<Conversation[]>;
+  getConversation(id: ConversationId): Promise<Conversation>;
+  /** The direct conversation with `userId`; asking twice returns the same one. */
+  createDirect(userId: UserId): Promise<Conversation>;
+  createGroup(title: string, memberIds: UserId[]): Promise<Conversation>;
+  addMembers(id: ConversationId, userIds: UserId[]): Promise<Conversation>;
+  removeMember(id: ConversationId, userId: UserId): Promise<void>;
+  /** A page of history, newest first. */
+  history(id: ConversationId, query: HistoryQuery): Promise<HistoryPage>;
+  /** Sends over HTTP (the WebSocket is the usual way); idempotent by `client_msg_id`. */
+  sendMessage(id: ConversationId, req: SendMessage): Promise<Message>;
+}
+
+export function createChatApi(fetch: ApiFetch): ChatApi {
+  return {
+    me: () => getJson<User>(fetch, "/me"),
+    searchUsers: (query) => getJson<User[]>(fetch, `/users?${new URLSearchParams({ q: query })}`),
+    listConversations: () => getJson<Conversation[]>(fetch, "/conversations"),
+    getConversation: (id) => getJson<Conversation>(fetch, `/conversations/${id}`),
+    createDirect: (userId) =>
+      postJson<CreateConversation, Conversation>(fetch, "/conversations", { kind: "direct", user_id: userId }),
+    createGroup: (title, memberIds) =>
+      postJson<CreateConversation, Conversation>(fetch, "/conversations", {
+        kind: "group",
+        title,
+        member_ids: memberIds,
+      }),
+    addMembers: (id, userIds) =>
+      postJson<AddMembers, Conversation>(fetch, `/conversations/${id}/members`, { user_ids: userIds }),
+    removeMember: (id, userId) => sendForNothing(fetch, `/conversations/${id}/members/${userId}`, "DELETE"),
+    history: (id, query) => getJson<HistoryPage>(fetch, `/conversations/${id}/messages?${historyParams(query)}`),
+    sendMessage: (id, req) => postJson<SendMessage, Message>(fetch, `/conversations/${id}/messages`, req),
+  };
+}
+
+function historyParams({ before, after, limit }: HistoryQuery): URLSearchParams {
+  const params = new URLSearchParams();
+  if (before) params.set("before", before);
+  if (after) params.set("after", after);
+  if (limit !== undefined) params.set("limit", String(limit));
+  return params;
+}
