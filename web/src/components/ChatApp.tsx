@@ -49,9 +49,9 @@ export function ChatApp({ me }: { me: User }) {
 
 function Layout() {
   const store = useChatStore();
-  const activeId = useChat((s) => s.activeId);
-  const notice = useChat((s) => s.notice);
-  const conversations = useChat((s) => s.conversations);
+  const activeId = useChat((s) => s.view.activeId);
+  const notice = useChat((s) => s.view.notice);
+  const conversations = useChat((s) => s.conversations.byId);
 
   useEffect(() => {
     const unread = Object.values(conversations).reduce((n, c) => n + c.unread_count, 0);

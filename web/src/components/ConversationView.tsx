@@ -11,7 +11,7 @@ import { MessageList } from "./MessageList";
 
 export function ConversationView({ conversationId }: { conversationId: ConversationId }) {
   const store = useChatStore();
-  const conv = useChat((s) => s.conversations[conversationId]);
+  const conv = useChat((s) => s.conversations.byId[conversationId]);
   const me = useChat((s) => s.me);
   const presence = useChat((s) => s.presence);
   const typing = useChat((s) => s.typing[conversationId]);

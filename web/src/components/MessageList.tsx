@@ -4,7 +4,7 @@
  */
 import { Fragment, useCallback, useLayoutEffect, useMemo, useRef } from "react";
 import type { Conversation, ConversationId, Message, UserId } from "../protocol";
-import type { OutgoingMessage } from "../store/chatStore";
+import type { OutgoingMessage } from "../store/state";
 import { useChat, useChatStore } from "../store/hooks";
 import { displayName, readersOf, userName } from "../store/selectors";
 import { compareIds } from "../lib/ids";
@@ -20,7 +20,7 @@ const EMPTY: Message[] = [];
 export function MessageList({ conversationId }: { conversationId: ConversationId }) {
   const store = useChatStore();
   const me = useChat((s) => s.me);
-  const conv = useChat((s) => s.conversations[conversationId]);
+  const conv = useChat((s) => s.conversations.byId[conversationId]);
   const entry = useChat((s) => s.messages[conversationId]);
   const outbox = useChat((s) => s.outbox);
   const items = entry?.items ?? EMPTY;

@@ -14,8 +14,8 @@ export function Sidebar() {
   const { logout } = useAuth();
   const store = useChatStore();
   const me = useChat((s) => s.me);
-  const conversations = useChat((s) => s.conversations);
-  const loaded = useChat((s) => s.conversationsLoaded);
+  const conversations = useChat((s) => s.conversations.byId);
+  const loaded = useChat((s) => s.conversations.loaded);
   const [query, setQuery] = useState("");
   const [groupOpen, setGroupOpen] = useState(false);
   const search = useUserSearch(query);
@@ -92,7 +92,7 @@ export function Sidebar() {
 }
 
 function ConversationRow({ c, meId }: { c: Conversation; meId: UserId }) {
-  const activeId = useChat((s) => s.activeId);
+  const activeId = useChat((s) => s.view.activeId);
   const presence = useChat((s) => s.presence);
   const typing = useChat((s) => s.typing[c.id]);
   const title = conversationTitle(c, meId);

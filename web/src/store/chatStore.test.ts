@@ -4,7 +4,6 @@ import { conversationId, messageId } from "../lib/ids";
 import { FakeApi, FakeTransport } from "../test/fakes";
 import { DIRECT_ID, alice, bob, direct, msg } from "../test/fixtures";
 import { ACK_TIMEOUT_MS, ChatStore, TYPING_SHOW_MS } from "./chatStore";
-import { mergeMessages } from "./messages";
 
 const OTHER_ID = conversationId("200");
 const NEW_ID = conversationId("300");
@@ -15,17 +14,6 @@ function setup(conversations: Conversation[] = [direct()], history: Message[] = 
   const store = new ChatStore(alice, api, transport);
   return { api, transport, store, s: () => store.getState() };
 }
-
-describe("mergeMessages", () => {
-  it("dedupes by id and keeps id order, comparing ids as big numbers", () => {
-    const a = msg("9");
-    const b = msg("10");
-    const c = msg("123456789012345678");
-    const merged = mergeMessages([b], [c, a, b, { ...a }]);
-    expect(merged.map((m) => m.id)).toEqual(["9", "10", "123456789012345678"]);
-    expect(mergeMessages(merged, [a, b])).toBe(merged); // no change, same array
-  });
-});
 
 describe("ChatStore", () => {
   beforeEach(() => vi.useFakeTimers());
@@ -42,7 +30,7 @@ describe("ChatStore", () => {
     transport.emit({ type: "message", message: m });
     await store.loadLatest(DIRECT_ID);
     expect(s().messages[DIRECT_ID].items.map((x) => x.id)).toEqual(["5"]);
-    expect(s().conversations[DIRECT_ID].unread_count).toBe(1);
+    expect(s().conversations.byId[DIRECT_ID].unread_count).toBe(1);
   });
 
   it("syncs from the newest id it has seen after every ready", async () => {
@@ -96,7 +84,7 @@ describe("ChatStore", () => {
     });
     expect(s().messages[DIRECT_ID].items).toHaveLength(1);
     expect(s().messages[DIRECT_ID].items[0].created_at).toBe("2026-01-01T12:00:00Z"); // the server's copy wins
-    expect(s().conversations[DIRECT_ID].last_message?.id).toBe("77");
+    expect(s().conversations.byId[DIRECT_ID].last_message?.id).toBe("77");
   });
 
   it("marks a refused send failed and retries it with the same client_msg_id", async () => {
@@ -149,11 +137,11 @@ describe("ChatStore", () => {
     const { store, transport, s } = setup([direct(DIRECT_ID, msg("50"), 2)]);
     await store.loadConversations();
     transport.emit({ type: "message", message: msg("49") }); // a sync replay of an old one
-    expect(s().conversations[DIRECT_ID].unread_count).toBe(2);
+    expect(s().conversations.byId[DIRECT_ID].unread_count).toBe(2);
     transport.emit({ type: "message", message: msg("51") });
-    expect(s().conversations[DIRECT_ID].unread_count).toBe(3);
+    expect(s().conversations.byId[DIRECT_ID].unread_count).toBe(3);
     transport.emit({ type: "message", message: msg("52", alice) });
-    expect(s().conversations[DIRECT_ID].unread_count).toBe(0);
+    expect(s().conversations.byId[DIRECT_ID].unread_count).toBe(0);
   });
 
   it("marks the open conversation read and updates receipts from read frames", async () => {
@@ -162,23 +150,23 @@ describe("ChatStore", () => {
     store.openConversation(DIRECT_ID);
     await vi.advanceTimersByTimeAsync(0);
     expect(transport.ofType("read")).toEqual([{ type: "read", conversation_id: DIRECT_ID, message_id: messageId("60") }]);
-    expect(s().conversations[DIRECT_ID].unread_count).toBe(0);
+    expect(s().conversations.byId[DIRECT_ID].unread_count).toBe(0);
     transport.emit({ type: "message", message: msg("61") });
     expect(transport.ofType("read").at(-1)).toEqual({ type: "read", conversation_id: DIRECT_ID, message_id: messageId("61") });
-    expect(s().conversations[DIRECT_ID].unread_count).toBe(0);
+    expect(s().conversations.byId[DIRECT_ID].unread_count).toBe(0);
     // Not while the tab is hidden.
     store.setVisible(false);
     transport.emit({ type: "message", message: msg("62") });
     expect(transport.ofType("read")).toHaveLength(2);
-    expect(s().conversations[DIRECT_ID].unread_count).toBe(1);
+    expect(s().conversations.byId[DIRECT_ID].unread_count).toBe(1);
     store.setVisible(true);
     expect(transport.ofType("read").at(-1)?.message_id).toBe("62");
     transport.emit({ type: "read", conversation_id: DIRECT_ID, user_id: bob.id, message_id: messageId("61") });
-    const bobMember = s().conversations[DIRECT_ID].members.find((m) => m.user.id === bob.id)!;
+    const bobMember = s().conversations.byId[DIRECT_ID].members.find((m) => m.user.id === bob.id)!;
     expect(bobMember.last_read_id).toBe("61");
     // An older receipt never moves it back.
     transport.emit({ type: "read", conversation_id: DIRECT_ID, user_id: bob.id, message_id: messageId("55") });
-    expect(s().conversations[DIRECT_ID].members.find((m) => m.user.id === bob.id)!.last_read_id).toBe("61");
+    expect(s().conversations.byId[DIRECT_ID].members.find((m) => m.user.id === bob.id)!.last_read_id).toBe("61");
   });
 
   it("shows typing for a few seconds, and stops when the typist's message arrives", async () => {
@@ -210,7 +198,7 @@ describe("ChatStore", () => {
     transport.emit({ type: "message", message: msg("80", bob, OTHER_ID) });
     await vi.advanceTimersByTimeAsync(0);
     expect(api.callsTo("getConversation")).toEqual([[OTHER_ID]]);
-    expect(s().conversations[OTHER_ID]).toBeDefined();
+    expect(s().conversations.byId[OTHER_ID]).toBeDefined();
     expect(s().messages[OTHER_ID].items.map((m) => m.id)).toEqual(["80"]);
   });
 
@@ -220,11 +208,11 @@ describe("ChatStore", () => {
     transport.emit({ type: "presence", user_id: bob.id, online: true });
     expect(s().presence[bob.id]).toBe(true);
     transport.emit({ type: "conversation", conversation: direct(NEW_ID) });
-    expect(s().conversations[NEW_ID]).toBeDefined();
+    expect(s().conversations.byId[NEW_ID]).toBeDefined();
     store.openConversation(NEW_ID);
     transport.emit({ type: "removed", conversation_id: NEW_ID });
-    expect(s().conversations[NEW_ID]).toBeUndefined();
-    expect(s().activeId).toBeNull();
+    expect(s().conversations.byId[NEW_ID]).toBeUndefined();
+    expect(s().view.activeId).toBeNull();
   });
 
   it("forgets presence while disconnected, since offline events are missed", async () => {

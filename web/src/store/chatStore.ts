@@ -1,37 +1,32 @@
 /**
- * The client's state of the chat and every action on it, independent of React.
+ * The chat's effects layer: everything that talks to the outside — the WebSocket,
+ * the HTTP API, timers, the clock — around the pure reducer (reducer.ts) that holds
+ * the rules. Each method does its I/O and dispatches events; only the reducer changes
+ * the state.
  *
- * Components read it through `useSyncExternalStore` (store/hooks.tsx); state objects
- * are replaced, never mutated, so a component re-renders only when its slice changes.
- * The store talks to the server through two narrow ports — `ChatApi` (api/client.ts)
- * and `ChatTransport` (the WebSocket) — so tests drive it with fakes.
+ * Components read the state through `useSyncExternalStore` (store/hooks.tsx) and call
+ * the methods here. The store talks to the server through two narrow ports —
+ * `ChatApi` (api/client.ts) and `ChatTransport` (the WebSocket) — so tests drive it
+ * with fakes.
  *
- * Consistency rules (DESIGN.md §2, §6):
- * - messages are deduplicated by id wherever they come from (live, sync, history);
- * - `lastSeenId` advances only from the live stream, `synced` and the conversation list
- *   snapshot, and is what the next `sync` asks to replay from; while a sync is running
- *   what arrives only raises `syncHigh`, taken on at `synced`, because a connection
- *   that drops mid-replay leaves the older part of the replay undelivered;
- * - unread counts grow only for messages newer than the conversation's known last one,
- *   so a sync replay of messages the list already counted adds nothing;
- * - an outgoing message keeps its client_msg_id across retries and reconnects, so the
- *   server never stores it twice.
+ * What is decided here, being about I/O rather than state:
+ * - the first `sync` waits for the conversation list, and every `ready` sends one
+ *   from the cursor, then resends what never got an ack;
+ * - a send unacknowledged after ACK_TIMEOUT_MS fails, unless the connection dropped
+ *   meanwhile (then it goes again after the next `ready`);
+ * - read receipts go out only for the conversation on screen while the page is visible.
  */
-import type {
-  ClientFrame,
-  Conversation,
-  ConversationId,
-  Message,
-  MessageId,
-  ServerFrame,
-  User,
-  UserId,
-} from "../protocol";
+import type { ClientFrame, Conversation, ConversationId, ServerFrame, User, UserId } from "../protocol";
 import { MAX_BODY_CHARS } from "../protocol";
 import type { ChatApi } from "../api/client";
-import { compareIds, maxId, messageId, newUuid } from "../lib/ids";
+import { messageId, newUuid } from "../lib/ids";
 import type { ConnectionStatus } from "../realtime/socket";
-import { mergeMessages } from "./messages";
+import type { ChatEvent } from "./events";
+import { chatReducer } from "./reducer";
+import { readReceiptDue } from "./selectors";
+import { olderPageCursor } from "./slices/messages";
+import { initialChatState, type ChatState, type OutgoingMessage } from "./state";
+import { Timeouts } from "./timeouts";
 
 export interface ChatTransport {
   readonly isReady: boolean;
@@ -40,41 +35,6 @@ export interface ChatTransport {
   onFrame(fn: (frame: ServerFrame) => void): () => void;
   onReady(fn: (user: User) => void): () => void;
   onStatus(fn: (status: ConnectionStatus) => void): () => void;
-}
-
-export type OutgoingStatus = "pending" | "failed";
-
-export interface OutgoingMessage {
-  client_msg_id: string;
-  conversation_id: ConversationId;
-  body: string;
-  created_at: string;
-  status: OutgoingStatus;
-  error?: string;
-}
-
-export interface ConversationMessages {
-  items: Message[];
-  /** Older history remains on the server. */
-  hasMore: boolean;
-  /** The newest page has been fetched at least once. */
-  loaded: boolean;
-  loadingOlder: boolean;
-}
-
-export interface ChatState {
-  me: User;
-  connection: ConnectionStatus;
-  conversations: Record<ConversationId, Conversation>;
-  conversationsLoaded: boolean;
-  messages: Record<ConversationId, ConversationMessages>;
-  outbox: Record<string, OutgoingMessage>;
-  presence: Record<UserId, boolean>;
-  /** conversation → typing user → when the indicator expires (ms epoch). */
-  typing: Record<ConversationId, Record<UserId, number>>;
-  activeId: ConversationId | null;
-  lastSeenId: MessageId | null;
-  notice: string | null;
 }
 
 export const ACK_TIMEOUT_MS = 10_000;
@@ -88,23 +48,23 @@ export const HISTORY_PAGE = 50;
  */
 const BEFORE_EVERY_MESSAGE = messageId("0");
 
-const EMPTY_MESSAGES: ConversationMessages = { items: [], hasMore: true, loaded: false, loadingOlder: false };
-
 type Listener = () => void;
 
 export class ChatStore {
   private state: ChatState;
-  private listeners = new Set<Listener>();
-  private unsubscribers: Array<() => void> = [];
-  private ackTimers = new Map<string, ReturnType<typeof setTimeout>>();
-  private typingSentAt = new Map<ConversationId, number>();
-  private fetchingConversation = new Map<ConversationId, Promise<void>>();
+  private readonly listeners = new Set<Listener>();
+  private readonly unsubscribers: Array<() => void> = [];
+  /** By client_msg_id: fails the send when no ack comes. */
+  private readonly ackTimeouts = new Timeouts<string>();
+  /** By conversation and user: hides a typing indicator nobody renewed. */
+  private readonly typingTimeouts = new Timeouts<string>();
+  /** When I last told a conversation I am typing, to throttle it. */
+  private readonly typingSentAt = new Map<ConversationId, number>();
+  /** Conversations being fetched because a message named them; one request each. */
+  private readonly fetchingConversation = new Map<ConversationId, Promise<void>>();
+  /** The latest list request: the first `sync` waits for it. */
   private listLoad: Promise<void> | null = null;
-  private visible = true;
   private readyCount = 0;
-  /** Between sending `sync` and its `synced`: the newest id seen meanwhile. */
-  private syncing = false;
-  private syncHigh: MessageId | null = null;
 
   constructor(
     me: User,
@@ -112,24 +72,11 @@ export class ChatStore {
     private readonly transport: ChatTransport,
     private readonly now: () => number = Date.now,
   ) {
-    this.state = {
-      me,
-      connection: transport.status,
-      conversations: {},
-      conversationsLoaded: false,
-      messages: {},
-      outbox: {},
-      presence: {},
-      typing: {},
-      activeId: null,
-      lastSeenId: null,
-      notice: null,
-    };
+    this.state = initialChatState(me, transport.status);
     this.unsubscribers.push(
       transport.onFrame((f) => this.handleFrame(f)),
       transport.onReady(() => void this.handleReady()),
-      // While disconnected nobody's presence is known; the snapshot after `ready` refills it.
-      transport.onStatus((connection) => this.handleStatus(connection)),
+      transport.onStatus((status) => this.handleStatus(status)),
     );
   }
 
@@ -144,13 +91,15 @@ export class ChatStore {
 
   dispose(): void {
     this.unsubscribers.forEach((u) => u());
-    this.ackTimers.forEach((t) => clearTimeout(t));
-    this.ackTimers.clear();
+    this.ackTimeouts.cancelAll();
+    this.typingTimeouts.cancelAll();
     this.listeners.clear();
   }
 
-  private update(patch: Partial<ChatState>): void {
-    this.state = { ...this.state, ...patch };
+  private dispatch(event: ChatEvent): void {
+    const next = chatReducer(this.state, event);
+    if (next === this.state) return;
+    this.state = next;
     this.listeners.forEach((fn) => fn());
   }
 
@@ -158,36 +107,33 @@ export class ChatStore {
 
   /** Fetches the conversation list; the first call happens before `sync` is sent. */
   loadConversations(): Promise<void> {
-    const p = this.api.listConversations().then((list) => this.applyConversationList(list));
+    const p = this.api.listConversations().then((conversations) => {
+      this.dispatch({ type: "conversations_listed", conversations });
+      this.markActiveRead();
+    });
     this.listLoad = p;
     return p;
   }
 
-  private applyConversationList(list: Conversation[]): void {
-    const conversations: Record<ConversationId, Conversation> = {};
-    let lastSeenId = this.state.lastSeenId;
-    for (const server of list) {
-      const local = this.state.conversations[server.id];
-      const localLast = local?.last_message;
-      const serverLast = server.last_message;
-      const localIsNewer = localLast && (!serverLast || compareIds(localLast.id, serverLast.id) > 0);
-      conversations[server.id] = localIsNewer
-        ? { ...server, last_message: localLast, unread_count: local.unread_count }
-        : server;
-      if (serverLast) lastSeenId = this.seen(lastSeenId, serverLast.id);
-    }
-    const activeId = this.state.activeId && conversations[this.state.activeId] ? this.state.activeId : null;
-    this.update({ conversations, conversationsLoaded: true, lastSeenId, activeId });
-    if (activeId) this.markRead(activeId);
+  /** Loads the newest page of history (live messages merge in). */
+  async loadLatest(id: ConversationId): Promise<void> {
+    const page = await this.api.history(id, { limit: HISTORY_PAGE });
+    this.dispatch({ type: "history_loaded", conversationId: id, page });
+    this.markRead(id);
   }
 
-  private upsertConversation(c: Conversation): void {
-    const local = this.state.conversations[c.id];
-    const merged =
-      local?.last_message && (!c.last_message || compareIds(local.last_message.id, c.last_message.id) > 0)
-        ? { ...c, last_message: local.last_message, unread_count: local.unread_count }
-        : c;
-    this.update({ conversations: { ...this.state.conversations, [c.id]: merged } });
+  /** Loads the page before the oldest message held; used when scrolling up. */
+  async loadOlder(id: ConversationId): Promise<void> {
+    const before = olderPageCursor(this.state.messages[id]);
+    if (!before) return;
+    this.dispatch({ type: "older_history_requested", conversationId: id });
+    try {
+      const page = await this.api.history(id, { before, limit: HISTORY_PAGE });
+      this.dispatch({ type: "older_history_loaded", conversationId: id, page });
+    } catch (e) {
+      this.dispatch({ type: "older_history_failed", conversationId: id });
+      throw e;
+    }
   }
 
   /** Fetches a conversation we learned about from a message (e.g. added while offline). */
@@ -196,7 +142,7 @@ export class ChatStore {
     if (!p) {
       p = this.api
         .getConversation(id)
-        .then((c) => this.upsertConversation(c))
+        .then((conversation) => this.dispatch({ type: "conversation_received", conversation }))
         .catch(() => undefined)
         .finally(() => this.fetchingConversation.delete(id));
       this.fetchingConversation.set(id, p);
@@ -204,47 +150,11 @@ export class ChatStore {
     return p;
   }
 
-  /** Loads the newest page of history (once per conversation; live messages merge in). */
-  async loadLatest(id: ConversationId): Promise<void> {
-    const page = await this.api.history(id, { limit: HISTORY_PAGE });
-    const cur = this.state.messages[id] ?? EMPTY_MESSAGES;
-    const hasMore = cur.loaded ? cur.hasMore : page.has_more;
-    this.setMessages(id, { ...cur, items: mergeMessages(cur.items, page.messages), loaded: true, hasMore });
-    this.markRead(id);
-  }
-
-  /** Loads the page before the oldest message held; used when scrolling up. */
-  async loadOlder(id: ConversationId): Promise<void> {
-    const cur = this.state.messages[id];
-    if (!cur || !cur.loaded || !cur.hasMore || cur.loadingOlder) return;
-    const oldest = cur.items[0]?.id;
-    if (!oldest) return;
-    this.setMessages(id, { ...cur, loadingOlder: true });
-    try {
-      const page = await this.api.history(id, { before: oldest, limit: HISTORY_PAGE });
-      const now = this.state.messages[id] ?? cur;
-      this.setMessages(id, {
-        ...now,
-        items: mergeMessages(now.items, page.messages),
-        hasMore: page.has_more,
-        loadingOlder: false,
-      });
-    } catch (e) {
-      const now = this.state.messages[id] ?? cur;
-      this.setMessages(id, { ...now, loadingOlder: false });
-      throw e;
-    }
-  }
-
-  private setMessages(id: ConversationId, m: ConversationMessages): void {
-    this.update({ messages: { ...this.state.messages, [id]: m } });
-  }
-
   // ---- navigation and visibility ----
 
   openConversation(id: ConversationId | null): void {
-    if (this.state.activeId === id) return;
-    this.update({ activeId: id });
+    if (this.state.view.activeId === id) return;
+    this.dispatch({ type: "conversation_opened", conversationId: id });
     if (!id) return;
     if (!this.state.messages[id]?.loaded) {
       this.loadLatest(id).catch(() => this.showNotice("Could not load messages. They will appear when you reconnect."));
@@ -255,8 +165,12 @@ export class ChatStore {
 
   /** Whether the user can see the page; read receipts are sent only when they can. */
   setVisible(visible: boolean): void {
-    this.visible = visible;
-    if (visible && this.state.activeId) this.markRead(this.state.activeId);
+    this.dispatch({ type: "visibility_changed", visible });
+    if (visible) this.markActiveRead();
+  }
+
+  showNotice(notice: string | null): void {
+    this.dispatch({ type: "notice_shown", notice });
   }
 
   // ---- sending ----
@@ -269,32 +183,30 @@ export class ChatStore {
       this.showNotice(`Messages can be at most ${MAX_BODY_CHARS} characters.`);
       return null;
     }
-    const out: OutgoingMessage = {
+    const outgoing: OutgoingMessage = {
       client_msg_id: newUuid(),
       conversation_id: conversationId,
       body,
       created_at: new Date(this.now()).toISOString(),
       status: "pending",
     };
-    this.update({ outbox: { ...this.state.outbox, [out.client_msg_id]: out } });
+    this.dispatch({ type: "message_queued", outgoing });
+    // The message itself ends my typing for the others; the next keystroke may say so again.
     this.typingSentAt.delete(conversationId);
-    this.transmit(out);
-    return out.client_msg_id;
+    this.transmit(outgoing);
+    return outgoing.client_msg_id;
   }
 
   /** Sends a failed message again with the same client_msg_id (idempotent on the server). */
   retry(clientMsgId: string): void {
+    this.dispatch({ type: "send_retried", clientMsgId });
     const out = this.state.outbox[clientMsgId];
-    if (!out) return;
-    const pending: OutgoingMessage = { ...out, status: "pending", error: undefined };
-    this.update({ outbox: { ...this.state.outbox, [clientMsgId]: pending } });
-    this.transmit(pending);
+    if (out) this.transmit(out);
   }
 
   discard(clientMsgId: string): void {
-    this.clearAckTimer(clientMsgId);
-    const { [clientMsgId]: _gone, ...outbox } = this.state.outbox;
-    this.update({ outbox });
+    this.ackTimeouts.cancel(clientMsgId);
+    this.dispatch({ type: "outgoing_discarded", clientMsgId });
   }
 
   /** Sends if connected; otherwise the message waits, pending, for the next `ready`. */
@@ -306,27 +218,14 @@ export class ChatStore {
       body: out.body,
     });
     if (!sent) return;
-    this.clearAckTimer(out.client_msg_id);
-    this.ackTimers.set(
-      out.client_msg_id,
-      setTimeout(() => {
-        this.ackTimers.delete(out.client_msg_id);
-        this.failOutgoing(out.client_msg_id, "Not delivered");
-      }, ACK_TIMEOUT_MS),
+    this.ackTimeouts.start(out.client_msg_id, ACK_TIMEOUT_MS, () =>
+      this.dispatch({ type: "send_failed", clientMsgId: out.client_msg_id, error: "Not delivered" }),
     );
   }
 
   private failOutgoing(clientMsgId: string, error: string): void {
-    const out = this.state.outbox[clientMsgId];
-    if (!out || out.status === "failed") return;
-    this.clearAckTimer(clientMsgId);
-    this.update({ outbox: { ...this.state.outbox, [clientMsgId]: { ...out, status: "failed", error } } });
-  }
-
-  private clearAckTimer(clientMsgId: string): void {
-    const t = this.ackTimers.get(clientMsgId);
-    if (t) clearTimeout(t);
-    this.ackTimers.delete(clientMsgId);
+    this.ackTimeouts.cancel(clientMsgId);
+    this.dispatch({ type: "send_failed", clientMsgId, error });
   }
 
   /** Tells the others the user is typing, at most every few seconds. */
@@ -338,19 +237,21 @@ export class ChatStore {
     }
   }
 
-  /** Marks the conversation read up to its newest message, if that is news. */
+  /** Marks the conversation read up to its newest message, if it is on screen and that is news. */
   markRead(conversationId: ConversationId): void {
-    if (!this.visible || this.state.activeId !== conversationId) return;
-    const conv = this.state.conversations[conversationId];
-    if (!conv) return;
-    const items = this.state.messages[conversationId]?.items ?? [];
-    const newest = maxId(items[items.length - 1]?.id, conv.last_message?.id);
-    const mine = conv.members.find((m) => m.user.id === this.state.me.id);
-    if (conv.unread_count !== 0) this.patchConversation(conversationId, { unread_count: 0 });
-    if (!newest || (mine?.last_read_id && compareIds(mine.last_read_id, newest) >= 0)) return;
-    if (this.transport.send({ type: "read", conversation_id: conversationId, message_id: newest })) {
-      this.applyRead(conversationId, this.state.me.id, newest);
+    const { view, conversations } = this.state;
+    if (!view.visible || view.activeId !== conversationId) return;
+    if (!conversations.byId[conversationId]) return;
+    this.dispatch({ type: "conversation_seen", conversationId });
+    const upTo = readReceiptDue(this.state, conversationId);
+    if (upTo && this.transport.send({ type: "read", conversation_id: conversationId, message_id: upTo })) {
+      this.dispatch({ type: "read_receipt", conversationId, userId: this.state.me.id, messageId: upTo });
     }
+  }
+
+  private markActiveRead(): void {
+    const active = this.state.view.activeId;
+    if (active) this.markRead(active);
   }
 
   // ---- conversations and people ----
@@ -361,38 +262,29 @@ export class ChatStore {
   }
 
   async startDirect(userId: UserId): Promise<Conversation> {
-    const c = await this.api.createDirect(userId);
-    this.upsertConversation(c);
-    return c;
+    return this.received(await this.api.createDirect(userId));
   }
 
   async createGroup(title: string, memberIds: UserId[]): Promise<Conversation> {
-    const c = await this.api.createGroup(title, memberIds);
-    this.upsertConversation(c);
-    return c;
+    return this.received(await this.api.createGroup(title, memberIds));
   }
 
   async addMembers(conversationId: ConversationId, userIds: UserId[]): Promise<void> {
     // The answer is the conversation with its new members.
-    this.upsertConversation(await this.api.addMembers(conversationId, userIds));
+    this.received(await this.api.addMembers(conversationId, userIds));
   }
 
-  showNotice(notice: string | null): void {
-    this.update({ notice });
+  private received(conversation: Conversation): Conversation {
+    this.dispatch({ type: "conversation_received", conversation });
+    return conversation;
   }
 
   // ---- the WebSocket ----
 
-  private handleStatus(connection: ConnectionStatus): void {
-    if (connection === "online") {
-      this.update({ connection });
-      return;
-    }
+  private handleStatus(status: ConnectionStatus): void {
     // Unacknowledged sends are not failures yet: they go again after the next `ready`.
-    this.ackTimers.forEach((t) => clearTimeout(t));
-    this.ackTimers.clear();
-    // While disconnected nobody's presence is known; the snapshot after `ready` refills it.
-    this.update({ connection, presence: {} });
+    if (status !== "online") this.ackTimeouts.cancelAll();
+    this.dispatch({ type: "connection_changed", status });
   }
 
   private async handleReady(): Promise<void> {
@@ -400,51 +292,61 @@ export class ChatStore {
     this.readyCount += 1;
     // The first sync replays from the list snapshot, so wait for it.
     if (this.listLoad) await this.listLoad.catch(() => undefined);
-    this.transport.send({ type: "sync", since: this.state.lastSeenId ?? BEFORE_EVERY_MESSAGE });
-    this.syncing = true;
-    this.syncHigh = null;
+    this.transport.send({ type: "sync", since: this.state.sync.lastSeenId ?? BEFORE_EVERY_MESSAGE });
+    this.dispatch({ type: "sync_started" });
     // Anything that never got an ack goes again, with the same client_msg_id.
     for (const out of Object.values(this.state.outbox)) {
       if (out.status === "pending") this.transmit(out);
     }
     // A reconnect may have missed `conversation` frames and read receipts.
-    if (!first || !this.state.conversationsLoaded) this.loadConversations().catch(() => undefined);
-    if (this.state.activeId) this.markRead(this.state.activeId);
+    if (!first || !this.state.conversations.loaded) this.loadConversations().catch(() => undefined);
+    this.markActiveRead();
   }
 
-  handleFrame(frame: ServerFrame): void {
+  private handleFrame(frame: ServerFrame): void {
     switch (frame.type) {
       case "message":
-        this.applyMessage(frame.message, true);
+        if (frame.message.sender_id === this.state.me.id) this.ackTimeouts.cancel(frame.message.client_msg_id);
+        this.afterMessage(frame.message.conversation_id, () =>
+          this.dispatch({ type: "message_received", message: frame.message, live: true }),
+        );
         break;
       case "ack":
-        this.applyAck(frame.client_msg_id, frame.message_id, frame.conversation_id);
+        this.ackTimeouts.cancel(frame.client_msg_id);
+        // An ack for a message no longer waiting (discarded, or its echo came first) is old news.
+        if (!this.state.outbox[frame.client_msg_id]) break;
+        this.afterMessage(frame.conversation_id, () =>
+          this.dispatch({
+            type: "send_acked",
+            clientMsgId: frame.client_msg_id,
+            messageId: frame.message_id,
+            conversationId: frame.conversation_id,
+          }),
+        );
         break;
       case "typing":
-        this.applyTyping(frame.conversation_id, frame.user_id);
+        this.showTyping(frame.conversation_id, frame.user_id);
         break;
       case "read":
-        this.applyRead(frame.conversation_id, frame.user_id, frame.message_id);
-        if (frame.user_id === this.state.me.id) this.patchConversation(frame.conversation_id, { unread_count: 0 });
+        this.dispatch({
+          type: "read_receipt",
+          conversationId: frame.conversation_id,
+          userId: frame.user_id,
+          messageId: frame.message_id,
+        });
         break;
       case "presence":
-        if (this.state.presence[frame.user_id] !== frame.online) {
-          this.update({ presence: { ...this.state.presence, [frame.user_id]: frame.online } });
-        }
+        this.dispatch({ type: "presence_changed", userId: frame.user_id, online: frame.online });
         break;
       case "conversation":
-        this.upsertConversation(frame.conversation);
+        this.dispatch({ type: "conversation_received", conversation: frame.conversation });
         break;
       case "removed":
-        this.removeConversation(frame.conversation_id);
+        this.dispatch({ type: "conversation_removed", conversationId: frame.conversation_id });
         break;
-      case "synced": {
-        this.syncing = false;
-        const lastSeenId = maxId(maxId(this.state.lastSeenId, frame.until), this.syncHigh);
-        this.syncHigh = null;
-        if (lastSeenId !== this.state.lastSeenId) this.update({ lastSeenId });
+      case "synced":
+        this.dispatch({ type: "synced", until: frame.until });
         break;
-      }
       case "error":
         if (frame.client_msg_id) this.failOutgoing(frame.client_msg_id, frame.message);
         else this.showNotice(frame.message);
@@ -456,109 +358,21 @@ export class ChatStore {
   }
 
   /**
-   * Where the next `sync` may start given `id` was just seen: `current` moved on, or,
-   * while a sync runs, unchanged (with `id` kept for its `synced`).
+   * Applies a message, then follows up: a conversation we did not know is fetched
+   * (we were added while away), the one on screen is marked read.
    */
-  private seen(current: MessageId | null, id: MessageId): MessageId | null {
-    if (!this.syncing) return maxId(current, id);
-    this.syncHigh = maxId(this.syncHigh, id);
-    return current;
+  private afterMessage(conversationId: ConversationId, apply: () => void): void {
+    const known = !!this.state.conversations.byId[conversationId];
+    apply();
+    if (!known) void this.fetchConversation(conversationId);
+    else this.markRead(conversationId);
   }
 
-  /** A message from the live stream or a sync replay. */
-  applyMessage(m: Message, live: boolean): void {
-    const me = this.state.me.id;
-    const patch: Partial<ChatState> = {};
-    const cur = this.state.messages[m.conversation_id];
-    if (cur) {
-      const items = mergeMessages(cur.items, [m]);
-      if (items !== cur.items) patch.messages = { ...this.state.messages, [m.conversation_id]: { ...cur, items } };
-    } else {
-      patch.messages = { ...this.state.messages, [m.conversation_id]: { ...EMPTY_MESSAGES, items: [m] } };
-    }
-    if (m.sender_id === me && this.state.outbox[m.client_msg_id]) {
-      this.clearAckTimer(m.client_msg_id);
-      const { [m.client_msg_id]: _done, ...outbox } = this.state.outbox;
-      patch.outbox = outbox;
-    }
-    const typingHere = this.state.typing[m.conversation_id];
-    if (typingHere?.[m.sender_id]) {
-      const { [m.sender_id]: _t, ...rest } = typingHere;
-      patch.typing = { ...this.state.typing, [m.conversation_id]: rest };
-    }
-    if (live) {
-      const lastSeenId = this.seen(this.state.lastSeenId, m.id);
-      if (lastSeenId !== this.state.lastSeenId) patch.lastSeenId = lastSeenId;
-    }
-
-    const conv = this.state.conversations[m.conversation_id];
-    if (conv) {
-      const isNewest = !conv.last_message || compareIds(m.id, conv.last_message.id) > 0;
-      if (isNewest) {
-        const seeing = this.visible && this.state.activeId === m.conversation_id;
-        // Writing in a conversation means having read it; otherwise count what is unseen.
-        const unread_count = m.sender_id === me ? 0 : seeing ? conv.unread_count : conv.unread_count + 1;
-        patch.conversations = { ...this.state.conversations, [conv.id]: { ...conv, last_message: m, unread_count } };
-      } else if (conv.last_message?.id === m.id && conv.last_message !== m) {
-        patch.conversations = { ...this.state.conversations, [conv.id]: { ...conv, last_message: m } };
-      }
-    }
-    this.update(patch);
-    if (!conv) void this.fetchConversation(m.conversation_id);
-    else if (this.state.activeId === m.conversation_id) this.markRead(m.conversation_id);
-  }
-
-  private applyAck(clientMsgId: string, messageId: MessageId, conversationId: ConversationId): void {
-    const out = this.state.outbox[clientMsgId];
-    this.clearAckTimer(clientMsgId);
-    if (!out) return;
-    // Usually the `message` frame follows at once; until then show it as sent.
-    const m: Message = {
-      id: messageId,
-      conversation_id: conversationId,
-      sender_id: this.state.me.id,
-      body: out.body,
-      client_msg_id: clientMsgId,
-      created_at: out.created_at,
-    };
-    this.applyMessage(m, false);
-  }
-
-  private applyTyping(conversationId: ConversationId, userId: UserId): void {
-    if (userId === this.state.me.id) return;
+  private showTyping(conversationId: ConversationId, userId: UserId): void {
     const until = this.now() + TYPING_SHOW_MS;
-    const here = this.state.typing[conversationId] ?? {};
-    this.update({ typing: { ...this.state.typing, [conversationId]: { ...here, [userId]: until } } });
-    setTimeout(() => {
-      const cur = this.state.typing[conversationId];
-      if (!cur || cur[userId] !== until) return;
-      const { [userId]: _gone, ...rest } = cur;
-      this.update({ typing: { ...this.state.typing, [conversationId]: rest } });
-    }, TYPING_SHOW_MS);
-  }
-
-  private applyRead(conversationId: ConversationId, userId: UserId, messageId: MessageId): void {
-    const conv = this.state.conversations[conversationId];
-    if (!conv) return;
-    let changed = false;
-    const members = conv.members.map((mem) => {
-      if (mem.user.id !== userId) return mem;
-      if (mem.last_read_id && compareIds(mem.last_read_id, messageId) >= 0) return mem;
-      changed = true;
-      return { ...mem, last_read_id: messageId };
-    });
-    if (changed) this.patchConversation(conversationId, { members });
-  }
-
-  private patchConversation(id: ConversationId, patch: Partial<Conversation>): void {
-    const conv = this.state.conversations[id];
-    if (!conv) return;
-    this.update({ conversations: { ...this.state.conversations, [id]: { ...conv, ...patch } } });
-  }
-
-  private removeConversation(id: ConversationId): void {
-    const { [id]: _c, ...conversations } = this.state.conversations;
-    const { [id]: _m, ...messages } = this.state.messages;
-    this.update({ conversations, messages, activeId: this.state.activeId === id ? null : this.state.activeId });
+    this.dispatch({ type: "typing_started", conversationId, userId, until });
+    this.typingTimeouts.start(`${conversationId}/${userId}`, TYPING_SHOW_MS, () =>
+      this.dispatch({ type: "typing_expired", conversationId, userId, until }),
+    );
   }
 }

@@ -1,6 +1,7 @@
 /** React access to the ChatStore: a context for the instance, a hook for its state. */
 import { createContext, useContext, useSyncExternalStore } from "react";
-import type { ChatState, ChatStore } from "./chatStore";
+import type { ChatStore } from "./chatStore";
+import type { ChatState } from "./state";
 
 export const ChatStoreContext = createContext<ChatStore | null>(null);
 

@@ -1,6 +1,7 @@
-/** Derived views of ChatState used by several components. */
-import type { Conversation, MessageId, User, UserId } from "../protocol";
-import { compareIds } from "../lib/ids";
+/** Derived views of ChatState, for the components and the effects layer. */
+import type { Conversation, ConversationId, MessageId, User, UserId } from "../protocol";
+import { compareIds, maxId } from "../lib/ids";
+import type { ChatState } from "./state";
 
 export function displayName(u: User): string {
   return u.display_name || u.username;
@@ -47,4 +48,18 @@ export function userName(c: Conversation, id: UserId): string {
 export function typingUserIds(typing: Partial<Record<UserId, number>> | undefined): UserId[] {
   // Object.keys widens keys to string; these keys were written as user ids.
   return Object.keys(typing ?? {}) as UserId[];
+}
+
+/**
+ * The read receipt due for a conversation: up to its newest known message (loaded or
+ * listed), unless my marker is there already. Null when nothing is news.
+ */
+export function readReceiptDue(state: ChatState, id: ConversationId): MessageId | null {
+  const conv = state.conversations.byId[id];
+  if (!conv) return null;
+  const items = state.messages[id]?.items ?? [];
+  const newest = maxId(items[items.length - 1]?.id, conv.last_message?.id);
+  const mine = conv.members.find((m) => m.user.id === state.me.id);
+  if (!newest || (mine?.last_read_id && compareIds(mine.last_read_id, newest) >= 0)) return null;
+  return newest;
 }
