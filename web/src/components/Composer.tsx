@@ -1,6 +1,7 @@
 /** The message input: Enter sends, Shift+Enter breaks the line, it grows with its text. */
 import { useLayoutEffect, useRef, useState, type KeyboardEvent } from "react";
 import { MAX_BODY_CHARS } from "../protocol";
+import { bodyLength } from "../lib/messageBody";
 
 export function Composer({
   label,
@@ -35,7 +36,8 @@ export function Composer({
     }
   }
 
-  const tooLong = text.length > MAX_BODY_CHARS;
+  const charsLeft = MAX_BODY_CHARS - bodyLength(text);
+  const tooLong = charsLeft < 0;
   return (
     <form
       className="composer"
@@ -58,7 +60,7 @@ export function Composer({
         onKeyDown={onKeyDown}
         aria-invalid={tooLong}
       />
-      {tooLong && <span className="field-error counter">{MAX_BODY_CHARS - text.length}</span>}
+      {tooLong && <span className="field-error counter">{charsLeft}</span>}
       <button type="submit" className="send" aria-label="Send message" disabled={!text.trim() || tooLong}>
         <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
           <path d="M3.4 20.4 21 12 3.4 3.6l-.01 6.53L15 12l-11.61 1.87z" fill="currentColor" />

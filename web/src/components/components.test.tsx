@@ -1,4 +1,4 @@
-import { act, render, renderHook, screen } from "@testing-library/react";
+import { act, fireEvent, render, renderHook, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import type { ReactNode } from "react";
 import { describe, expect, it, vi } from "vitest";
@@ -6,6 +6,7 @@ import { AuthProvider } from "../auth/AuthContext";
 import { Session } from "../auth/session";
 import { ChatStore } from "../store/chatStore";
 import { ChatStoreContext, useChat } from "../store/hooks";
+import { MAX_BODY_CHARS } from "../protocol";
 import { messageId } from "../lib/ids";
 import { FakeApi, FakeTransport, jsonResponse } from "../test/fakes";
 import { DIRECT_ID, alice, bob, direct } from "../test/fixtures";
@@ -44,6 +45,18 @@ describe("Composer", () => {
     await user.keyboard("{Enter}");
     expect(onSend).toHaveBeenCalledWith("line one\nline two");
     expect(box).toHaveValue("");
+  });
+
+  it("allows as many emoji as the server does, counting each as one character", () => {
+    render(<Composer label="Message Bob" onSend={() => true} />);
+    const box = screen.getByLabelText("Message Bob");
+    const send = screen.getByRole("button", { name: "Send message" });
+    fireEvent.change(box, { target: { value: "😀".repeat(MAX_BODY_CHARS) } });
+    expect(send).toBeEnabled();
+    expect(box).toHaveAttribute("aria-invalid", "false");
+    fireEvent.change(box, { target: { value: "😀".repeat(MAX_BODY_CHARS + 1) } });
+    expect(send).toBeDisabled();
+    expect(screen.getByText("-1")).toBeInTheDocument();
   });
 
   it("does not send blank text", async () => {

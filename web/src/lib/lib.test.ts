@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { ConversationId } from "../protocol";
 import { compareIds, conversationId, maxId, messageId, newUuid, parseConversationId, userId } from "./ids";
+import { MAX_BODY_CHARS } from "../protocol";
 import { linkify } from "./linkify";
+import { bodyLength, isBodyTooLong } from "./messageBody";
 import { formatDay } from "./time";
 
 describe("compareIds", () => {
@@ -59,5 +61,16 @@ describe("formatDay", () => {
     expect(formatDay(new Date(2026, 10, 29, 0, 5).toISOString(), now)).toBe("Today");
     expect(formatDay(new Date(2026, 10, 28, 23, 59).toISOString(), now)).toBe("Yesterday");
     expect(formatDay(new Date(2026, 10, 20).toISOString(), now)).not.toMatch(/Today|Yesterday/);
+  });
+});
+
+describe("message body length", () => {
+  it("counts code points, as the server does, so an emoji is one character", () => {
+    expect(bodyLength("😀")).toBe(1);
+    expect("😀".length).toBe(2); // what it must not count
+    expect(bodyLength("a😀é𝄞")).toBe(4);
+    const longestEmoji = "😀".repeat(MAX_BODY_CHARS);
+    expect(isBodyTooLong(longestEmoji)).toBe(false);
+    expect(isBodyTooLong(`${longestEmoji}!`)).toBe(true);
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Conversation, Message } from "../protocol";
+import { MAX_BODY_CHARS } from "../protocol";
 import { conversationId, messageId } from "../lib/ids";
 import { FakeApi, FakeTransport } from "../test/fakes";
 import { DIRECT_ID, alice, bob, direct, msg } from "../test/fixtures";
@@ -98,6 +99,15 @@ describe("ChatStore", () => {
     const sends = transport.ofType("send");
     expect(sends).toHaveLength(2);
     expect(sends[1].client_msg_id).toBe(cid);
+  });
+
+  it("accepts a body of emoji up to the limit in code points, and refuses one past it", async () => {
+    const { store, transport, s } = setup();
+    await store.loadConversations();
+    expect(store.sendMessage(DIRECT_ID, "😀".repeat(MAX_BODY_CHARS))).not.toBeNull();
+    expect(store.sendMessage(DIRECT_ID, "😀".repeat(MAX_BODY_CHARS + 1))).toBeNull();
+    expect(transport.ofType("send")).toHaveLength(1);
+    expect(s().view.notice).toBe(`Messages can be at most ${MAX_BODY_CHARS} characters.`);
   });
 
   it("fails a send that is never acknowledged", async () => {

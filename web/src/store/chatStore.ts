@@ -20,6 +20,7 @@ import type { ClientFrame, Conversation, ConversationId, ServerFrame, User, User
 import { MAX_BODY_CHARS } from "../protocol";
 import type { ChatApi } from "../api/client";
 import { messageId, newUuid } from "../lib/ids";
+import { isBodyTooLong } from "../lib/messageBody";
 import type { ConnectionStatus } from "../realtime/socket";
 import type { ChatEvent } from "./events";
 import { chatReducer } from "./reducer";
@@ -179,7 +180,7 @@ export class ChatStore {
   sendMessage(conversationId: ConversationId, text: string): string | null {
     const body = text.trim();
     if (!body) return null;
-    if (body.length > MAX_BODY_CHARS) {
+    if (isBodyTooLong(body)) {
       this.showNotice(`Messages can be at most ${MAX_BODY_CHARS} characters.`);
       return null;
     }
