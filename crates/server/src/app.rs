@@ -488,6 +488,7 @@ fn http_state(
         tokens,
         client_addresses: ClientAddresses {
             trust_forwarded_for: config.trust_forwarded_for,
+            trusted_proxy_hops: config.trusted_proxy_hops,
         },
     })
 }

@@ -38,9 +38,16 @@ pub struct Config {
     pub cookie_secure: bool,
 
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy),
-    /// for per-address login and signup throttling.
+    /// for per-address login and signup throttling: the address the trusted proxy
+    /// saw, which it appended as the rightmost entry. Anything further left was
+    /// written by the client and is ignored.
     #[arg(long, env = "CHAT_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+
+    /// How many trusted proxies in a row append to `X-Forwarded-For` (a CDN in front
+    /// of the load balancer makes 2): the client is that many entries from the right.
+    #[arg(long, env = "CHAT_TRUSTED_PROXY_HOPS", default_value_t = 1)]
+    pub trusted_proxy_hops: u8,
 
     /// PostgreSQL URL: the directory and message history (and refresh tokens when
     /// Redis is not configured) move from SQLite to PostgreSQL.
@@ -171,6 +178,9 @@ impl Config {
             if !(value.is_finite() && value > 0.0) {
                 return Err(format!("{name} must be a positive number"));
             }
+        }
+        if !(1..=10).contains(&self.trusted_proxy_hops) {
+            return Err("CHAT_TRUSTED_PROXY_HOPS must be between 1 and 10".into());
         }
         if self.outbound_queue == 0 {
             return Err("CHAT_OUTBOUND_QUEUE must be at least 1".into());

@@ -209,12 +209,27 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
 /// Whose word the client's address is taken on.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddresses {
-    /// Take the first `X-Forwarded-For` hop (only behind a trusted proxy).
+    /// Believe `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// How many trusted proxies append to it: the client is this many entries from
+    /// the right.
+    pub trusted_proxy_hops: u8,
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` hop when the
-/// server is configured to sit behind a trusted proxy.
+impl ClientAddresses {
+    /// The client's address in the `X-Forwarded-For` values (all of the request's
+    /// headers, in order): the entry the outermost trusted proxy appended. The
+    /// entries left of it are whatever the client sent, so they never count.
+    pub fn forwarded_client<'a>(&self, values: impl Iterator<Item = &'a str>) -> Option<IpAddr> {
+        let entries: Vec<&str> = values.flat_map(|v| v.split(',')).map(str::trim).collect();
+        let from_right = usize::from(self.trusted_proxy_hops.max(1));
+        let entry = entries.len().checked_sub(from_right).map(|i| entries[i])?;
+        entry.parse().ok()
+    }
+}
+
+/// The client's address: the peer, or the address the trusted proxy saw when the
+/// server is configured to sit behind one.
 pub struct ClientAddr(pub IpAddr);
 
 impl<S> FromRequestParts<S> for ClientAddr
@@ -225,15 +240,16 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        if ClientAddresses::from_ref(state).trust_forwarded_for
-            && let Some(forwarded) = parts
+        let policy = ClientAddresses::from_ref(state);
+        if policy.trust_forwarded_for {
+            let values = parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok())
-        {
-            return Ok(ClientAddr(forwarded));
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            if let Some(forwarded) = policy.forwarded_client(values) {
+                return Ok(ClientAddr(forwarded));
+            }
         }
         let peer = parts
             .extensions
@@ -241,5 +257,49 @@ where
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         Ok(ClientAddr(peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(hops: u8) -> ClientAddresses {
+        ClientAddresses {
+            trust_forwarded_for: true,
+            trusted_proxy_hops: hops,
+        }
+    }
+
+    #[test]
+    fn the_client_is_the_entry_the_trusted_proxy_appended_not_what_the_client_wrote() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // nginx appends the peer it saw to whatever the client sent.
+        let spoofed = ["1.2.3.4, 5.6.7.8, 203.0.113.9"];
+        assert_eq!(
+            policy(1).forwarded_client(spoofed.into_iter()),
+            ip("203.0.113.9")
+        );
+        // Two proxies (a CDN, then the load balancer) each append one entry.
+        assert_eq!(
+            policy(2).forwarded_client(spoofed.into_iter()),
+            ip("5.6.7.8")
+        );
+        // Several headers count as one list, in order.
+        let split = ["9.9.9.9", "198.51.100.7"];
+        assert_eq!(
+            policy(1).forwarded_client(split.into_iter()),
+            ip("198.51.100.7")
+        );
+        // Fewer entries than hops, or garbage where the client should be: not believed.
+        assert_eq!(
+            policy(3).forwarded_client(["10.0.0.1, 10.0.0.2"].into_iter()),
+            None
+        );
+        assert_eq!(
+            policy(1).forwarded_client(["1.2.3.4, banana"].into_iter()),
+            None
+        );
+        assert_eq!(policy(1).forwarded_client(std::iter::empty()), None);
     }
 }

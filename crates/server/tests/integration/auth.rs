@@ -444,3 +444,47 @@ async fn an_open_socket_is_closed_with_4401_when_its_token_expires() {
     again.authenticate(&refreshed.access_token).await;
     again.round_trip().await;
 }
+
+/// A sign-up that claims, in `X-Forwarded-For`, to come from wherever it likes; the
+/// proxy in front appended `seen_by_proxy`.
+async fn signup_behind_proxy(
+    server: &chat_test_support::server::Server,
+    username: &str,
+    claimed: &str,
+    seen_by_proxy: &str,
+) -> Reply {
+    let api = server.anonymous();
+    let request = api
+        .request(reqwest::Method::POST, "/auth/signup")
+        .header("x-forwarded-for", format!("{claimed}, {seen_by_proxy}"))
+        .json(&SignupRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+            display_name: None,
+        });
+    api.send(format!("sign-up of {username}"), request).await
+}
+
+#[tokio::test]
+async fn behind_a_proxy_a_client_cannot_pick_its_own_address_to_dodge_a_limit() {
+    let server = chat()
+        .env(&[
+            ("CHAT_SIGNUPS_PER_MINUTE", "2"),
+            ("CHAT_TRUST_FORWARDED_FOR", "true"),
+        ])
+        .start()
+        .await;
+    // One client behind the proxy (203.0.113.9) writes a new address each time.
+    for (name, claimed) in [("alice", "1.1.1.1"), ("bob", "2.2.2.2")] {
+        signup_behind_proxy(&server, name, claimed, "203.0.113.9")
+            .await
+            .expect_success();
+    }
+    signup_behind_proxy(&server, "carol", "3.3.3.3", "203.0.113.9")
+        .await
+        .expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // Another client, as the proxy saw it, has its own allowance.
+    signup_behind_proxy(&server, "dave", "203.0.113.9", "198.51.100.7")
+        .await
+        .expect_success();
+}
