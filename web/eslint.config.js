@@ -17,7 +17,20 @@ export default defineConfig([
   tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        // tsconfig.json covers everything but this file.
+        projectService: { allowDefaultProject: ["eslint.config.js"] },
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    rules: {
+      // `const { [key]: _gone, ...rest } = obj` is how a reducer drops a key.
+      "@typescript-eslint/no-unused-vars": ["error", { ignoreRestSiblings: true }],
+      // node:test's describe/test return promises the runner itself awaits.
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        { allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["describe", "test", "it"] }] },
+      ],
     },
   },
   {
@@ -26,8 +39,13 @@ export default defineConfig([
     languageOptions: { globals: globals.browser },
   },
   {
-    // The browser tests, the build config and this file run in Node.
-    files: ["tests/**/*.mjs", "vite.config.ts", "eslint.config.js"],
+    // The build config and this file run in Node.
+    files: ["vite.config.ts", "eslint.config.js"],
     languageOptions: { globals: globals.node },
+  },
+  {
+    // The browser tests run in Node, and hand some callbacks to the page to run there.
+    files: ["tests/browser/**/*.mjs"],
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
   },
 ]);

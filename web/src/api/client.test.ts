@@ -1,24 +1,22 @@
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { conversationId, messageId, userId } from "../lib/ids";
-import { jsonResponse } from "../test/fakes";
+import { fakeFetch, jsonResponse } from "../test/fakes";
 import { createAuthApi } from "./auth";
 import { createChatApi } from "./client";
 import { ApiError, NetworkError, parseErrorCode } from "./errors";
 import { apiFetch } from "./http";
 
-/** A fetch that records each request and answers `body` (200) to all of them. */
-function recordingFetch(body: unknown = {}, status = 200) {
-  const fetch = vi.fn(async (_input: RequestInfo | URL, _init?: RequestInit) =>
-    status === 204 ? new Response(null, { status }) : jsonResponse(status, body),
-  );
+/** An API client whose every request is answered `body` with `status`, and recorded. */
+function recordingApi(body: unknown = {}, status = 200) {
+  const { fetch, calls } = fakeFetch(() => (status === 204 ? new Response(null, { status }) : jsonResponse(status, body)));
   const requests = () =>
-    fetch.mock.calls.map(([input, init = {}]) => ({
-      url: String(input),
+    calls.map(({ url, init }) => ({
+      url,
       method: init.method,
-      body: typeof init.body === "string" ? JSON.parse(init.body) : undefined,
+      body: typeof init.body === "string" ? (JSON.parse(init.body) as unknown) : undefined,
       headers: new Headers(init.headers),
     }));
-  return { api: createChatApi(apiFetch(fetch as unknown as typeof globalThis.fetch)), fetch, requests };
+  return { api: createChatApi(apiFetch(fetch)), requests };
 }
 
 const conv = conversationId("100");
@@ -26,7 +24,7 @@ const bobId = userId("2");
 
 describe("the API client", () => {
   it("calls each endpoint with its method, path and body", async () => {
-    const { api, requests } = recordingFetch();
+    const { api, requests } = recordingApi();
     await api.me();
     await api.searchUsers("al ice");
     await api.listConversations();
@@ -54,17 +52,17 @@ describe("the API client", () => {
   });
 
   it("removes a member with DELETE and reads no body", async () => {
-    const { api, requests } = recordingFetch(undefined, 204);
+    const { api, requests } = recordingApi(undefined, 204);
     await expect(api.removeMember(conv, bobId)).resolves.toBeUndefined();
     expect(requests()[0]).toMatchObject({ method: "DELETE", url: "/api/v1/conversations/100/members/2" });
   });
 
   it("sends the CSRF header on refresh and logout, and the token on logout", async () => {
-    const fetch = vi.fn(async () => jsonResponse(200, { access_token: "t", expires_in: 900 }));
-    const auth = createAuthApi(apiFetch(fetch as unknown as typeof globalThis.fetch));
+    const { fetch, calls } = fakeFetch(() => jsonResponse(200, { access_token: "t", expires_in: 900 }));
+    const auth = createAuthApi(apiFetch(fetch));
     await auth.refresh();
     await auth.logout("t0");
-    const headers = fetch.mock.calls.map((call) => new Headers((call as unknown as [string, RequestInit])[1].headers));
+    const headers = calls.map(({ init }) => new Headers(init.headers));
     expect(headers.map((h) => h.get("x-chat-csrf"))).toEqual(["1", "1"]);
     expect(headers[1].get("authorization")).toBe("Bearer t0");
   });
@@ -72,7 +70,7 @@ describe("the API client", () => {
 
 describe("API errors", () => {
   it("carry the server's code and the HTTP status", async () => {
-    const { api } = recordingFetch({ error: { code: "not_found", message: "no such conversation" } }, 404);
+    const { api } = recordingApi({ error: { code: "not_found", message: "no such conversation" } }, 404);
     const err = await api.getConversation(conv).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect(err).toMatchObject({ status: 404, code: "not_found", message: "no such conversation" });
@@ -86,16 +84,14 @@ describe("API errors", () => {
   });
 
   it("fall back to a code for the status when the body is not ours", async () => {
-    const fetch = vi.fn(async () => new Response("<html>Bad Gateway</html>", { status: 502, statusText: "Bad Gateway" }));
-    const api = createChatApi(apiFetch(fetch as unknown as typeof globalThis.fetch));
+    const { fetch } = fakeFetch(() => new Response("<html>Bad Gateway</html>", { status: 502, statusText: "Bad Gateway" }));
+    const api = createChatApi(apiFetch(fetch));
     await expect(api.me()).rejects.toMatchObject({ status: 502, code: "unavailable", message: "Bad Gateway" });
   });
 
   it("are a NetworkError when the server cannot be reached", async () => {
-    const fetch = vi.fn(async () => {
-      throw new TypeError("Failed to fetch");
-    });
-    const api = createChatApi(apiFetch(fetch as unknown as typeof globalThis.fetch));
+    const { fetch } = fakeFetch(() => Promise.reject(new TypeError("Failed to fetch")));
+    const api = createChatApi(apiFetch(fetch));
     await expect(api.me()).rejects.toBeInstanceOf(NetworkError);
   });
 });

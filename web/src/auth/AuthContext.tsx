@@ -20,9 +20,10 @@ export interface AuthContextValue {
   state: AuthState;
   session: Session;
   api: ChatApi;
-  login(req: LoginRequest): Promise<void>;
-  signup(req: SignupRequest): Promise<void>;
-  logout(): Promise<void>;
+  // Functions, not methods: components take them out of the context on their own.
+  login: (req: LoginRequest) => Promise<void>;
+  signup: (req: SignupRequest) => Promise<void>;
+  logout: () => Promise<void>;
 }
 
 const AuthContext = createContext<AuthContextValue | null>(null);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createChatApi } from "../api/client";
-import { jsonResponse } from "../test/fakes";
+import { fakeFetch, jsonResponse } from "../test/fakes";
 import { Session } from "./session";
 
 const user = { id: "1", username: "alice", display_name: "Alice" };
@@ -8,12 +8,9 @@ const user = { id: "1", username: "alice", display_name: "Alice" };
 /** A fake server: counts refreshes and hands out numbered tokens. */
 function fakeServer() {
   let refreshes = 0;
-  const calls: Array<{ url: string; init: RequestInit }> = [];
   let refreshStatus = 200;
   let meStatusOnce: number | null = null;
-  const fetch = vi.fn(async (input: RequestInfo | URL, init: RequestInit = {}) => {
-    const url = String(input);
-    calls.push({ url, init });
+  const { fetch, calls } = fakeFetch((url) => {
     if (url.endsWith("/auth/login")) return jsonResponse(200, { user, access_token: "a0", expires_in: 900 });
     if (url.endsWith("/auth/refresh")) {
       if (refreshStatus !== 200) return jsonResponse(refreshStatus, { error: { code: "unauthenticated", message: "no" } });
@@ -31,7 +28,7 @@ function fakeServer() {
     return jsonResponse(404, { error: { code: "not_found", message: "no route" } });
   });
   return {
-    fetch: fetch as unknown as typeof globalThis.fetch,
+    fetch,
     calls,
     get refreshes() {
       return refreshes;
@@ -150,7 +147,8 @@ describe("Session", () => {
 
   it("follows a logout in another tab", async () => {
     const server = fakeServer();
-    const channel = { postMessage: vi.fn(), onmessage: null } as unknown as BroadcastChannel;
+    const postMessage = vi.fn();
+    const channel = { postMessage, onmessage: null } as unknown as BroadcastChannel;
     const s = new Session({ fetch: server.fetch, locks: null, channel });
     const ended = vi.fn();
     s.onEnded(ended);
@@ -159,7 +157,7 @@ describe("Session", () => {
     expect(s.accessToken).toBeNull();
     expect(ended).toHaveBeenCalledTimes(1);
     await s.logout();
-    expect(channel.postMessage).toHaveBeenCalledWith("logout");
+    expect(postMessage).toHaveBeenCalledWith("logout");
   });
 
   it("logout forgets the token and asks the server to revoke the cookie", async () => {

@@ -62,7 +62,7 @@ export function AuthScreen() {
 
   return (
     <main className="auth">
-      <form className="auth-card" onSubmit={onSubmit} noValidate aria-labelledby="auth-title">
+      <form className="auth-card" onSubmit={(e) => void onSubmit(e)} noValidate aria-labelledby="auth-title">
         <div className="brand" aria-hidden="true">
           <span className="brand-mark" />
           Chat

@@ -1,7 +1,7 @@
 /**
- * The logged-in application: owns the WebSocket and the ChatStore for the lifetime of
- * the session, keeps the open conversation in the URL hash (so a reload returns to it)
- * and lays out the sidebar and the conversation.
+ * The logged-in application: owns the ChatStore for the lifetime of the session and
+ * the WebSocket while mounted, keeps the open conversation in the URL hash (so a
+ * reload returns to it) and lays out the sidebar and the conversation.
  */
 import { useEffect, useState } from "react";
 import type { User } from "../protocol";
@@ -16,7 +16,8 @@ import { ConnectionBanner } from "./ConnectionBanner";
 
 export function ChatApp({ me }: { me: User }) {
   const { session, api, logout } = useAuth();
-  const [store, setStore] = useState<ChatStore | null>(null);
+  // App mounts a new ChatApp for another user, so `me` and `api` are fixed here.
+  const [store] = useState(() => new ChatStore(me, api));
 
   useEffect(() => {
     const socket = new ChatSocket({
@@ -25,21 +26,19 @@ export function ChatApp({ me }: { me: User }) {
       refreshToken: () => session.refresh(),
       onUnauthenticated: () => void logout(),
     });
-    const chat = new ChatStore(me, api, socket);
-    setStore(chat);
-    chat.loadConversations().catch(() => chat.showNotice("Could not load your conversations. Retrying when connected."));
+    const detach = store.attach(socket);
+    store.loadConversations().catch(() => store.showNotice("Could not load your conversations. Retrying when connected."));
     socket.start();
-    const onVisibility = () => chat.setVisible(document.visibilityState === "visible");
+    const onVisibility = () => store.setVisible(document.visibilityState === "visible");
     document.addEventListener("visibilitychange", onVisibility);
     onVisibility();
     return () => {
       document.removeEventListener("visibilitychange", onVisibility);
       socket.stop();
-      chat.dispose();
+      detach();
     };
-  }, [me, session, api, logout]);
+  }, [store, session, logout]);
 
-  if (!store) return null;
   return (
     <ChatStoreContext.Provider value={store}>
       <Layout />

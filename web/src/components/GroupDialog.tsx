@@ -56,7 +56,7 @@ export function GroupDialog({ mode, onClose }: { mode: Mode; onClose: () => void
 
   return (
     <div className="modal-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
-      <form className="modal" role="dialog" aria-modal="true" aria-labelledby={headingId} onSubmit={onSubmit}>
+      <form className="modal" role="dialog" aria-modal="true" aria-labelledby={headingId} onSubmit={(e) => void onSubmit(e)}>
         <h2 id={headingId}>{creating ? "New group" : "Add people"}</h2>
         {creating && (
           <>

@@ -6,7 +6,7 @@ import { Fragment, useCallback, useLayoutEffect, useMemo, useRef } from "react";
 import type { Conversation, ConversationId, Message, UserId } from "../protocol";
 import type { OutgoingMessage } from "../store/state";
 import { useChat, useChatStore } from "../store/hooks";
-import { displayName, readersOf, userName } from "../store/selectors";
+import { displayName, newestReadOfMine, userName } from "../store/selectors";
 import { compareIds } from "../lib/ids";
 import { dayKey, formatDay, formatFull, formatTime } from "../lib/time";
 import { MessageText } from "./MessageText";
@@ -35,16 +35,8 @@ export function MessageList({ conversationId }: { conversationId: ConversationId
   }, [items, outbox, conversationId]);
 
   // The newest message of mine that someone has read, to put "Seen" under it.
-  const lastSeenMine = useMemo(() => {
-    if (!conv) return null;
-    for (let i = items.length - 1; i >= 0; i--) {
-      const m = items[i];
-      if (m.sender_id !== me.id) continue;
-      const readers = readersOf(conv, m.id, me.id);
-      if (readers.length > 0) return { id: m.id, readers };
-    }
-    return null;
-  }, [items, conv, me.id]);
+  const meId = me.id;
+  const lastSeenMine = useMemo(() => (conv ? newestReadOfMine(conv, items, meId) : null), [items, conv, meId]);
 
   const scroller = useRef<HTMLDivElement>(null);
   const pinned = useRef(true);

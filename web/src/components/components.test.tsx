@@ -8,7 +8,7 @@ import { ChatStore } from "../store/chatStore";
 import { ChatStoreContext, useChat } from "../store/hooks";
 import { MAX_BODY_CHARS } from "../protocol";
 import { messageId } from "../lib/ids";
-import { FakeApi, FakeTransport, jsonResponse } from "../test/fakes";
+import { FakeApi, FakeTransport, fakeFetch, jsonResponse } from "../test/fakes";
 import { DIRECT_ID, alice, bob, direct } from "../test/fixtures";
 import { AuthScreen } from "./AuthScreen";
 import { Composer } from "./Composer";
@@ -71,24 +71,23 @@ describe("Composer", () => {
 
 describe("AuthScreen", () => {
   function renderAuth() {
-    const fetch = vi.fn(async (input: RequestInfo | URL) => {
-      const url = String(input);
+    const { fetch, calls } = fakeFetch((url) => {
       if (url.endsWith("/auth/refresh")) return jsonResponse(401, { error: { code: "unauthenticated", message: "no" } });
       if (url.endsWith("/auth/signup")) return jsonResponse(409, { error: { code: "username_taken", message: "taken" } });
       return jsonResponse(404, {});
     });
-    const session = new Session({ fetch: fetch as unknown as typeof globalThis.fetch, locks: null, channel: null });
+    const session = new Session({ fetch, locks: null, channel: null });
     render(
       <AuthProvider session={session}>
         <AuthScreen />
       </AuthProvider>,
     );
-    return fetch;
+    return calls;
   }
 
   it("explains the username and password rules before sending anything", async () => {
     const user = userEvent.setup();
-    const fetch = renderAuth();
+    const calls = renderAuth();
     await user.click(screen.getByRole("button", { name: "Create an account" }));
     await user.type(screen.getByLabelText("Username"), "Al");
     await user.type(screen.getByLabelText("Password"), "short");
@@ -96,7 +95,7 @@ describe("AuthScreen", () => {
     expect(screen.getByText("Usernames are 3 to 32 characters long.")).toBeInTheDocument();
     expect(screen.getByText("Passwords have at least 8 characters.")).toBeInTheDocument();
     expect(screen.getByLabelText("Username")).toHaveAttribute("aria-invalid", "true");
-    expect(fetch.mock.calls.some(([u]) => String(u).endsWith("/auth/signup"))).toBe(false);
+    expect(calls.some(({ url }) => url.endsWith("/auth/signup"))).toBe(false);
     await user.clear(screen.getByLabelText("Username"));
     await user.type(screen.getByLabelText("Username"), "Bad-Name");
     expect(screen.getByText("Use only lowercase letters, digits and underscores.")).toBeInTheDocument();
@@ -116,18 +115,19 @@ describe("AuthScreen", () => {
 describe("useChat and the conversation view", () => {
   function withStore() {
     const transport = new FakeTransport();
-    const store = new ChatStore(alice, new FakeApi([conv]), transport);
+    const store = new ChatStore(alice, new FakeApi([conv]));
+    store.attach(transport);
     const wrapper = ({ children }: { children: ReactNode }) => (
       <ChatStoreContext.Provider value={store}>{children}</ChatStoreContext.Provider>
     );
     return { store, transport, wrapper };
   }
 
-  it("re-renders when its slice changes", async () => {
+  it("re-renders when its slice changes", () => {
     const { store, transport, wrapper } = withStore();
     const { result } = renderHook(() => useChat((s) => s.presence), { wrapper });
     expect(result.current).toEqual({});
-    await act(async () => transport.emit({ type: "presence", user_id: bob.id, online: true }));
+    act(() => transport.emit({ type: "presence", user_id: bob.id, online: true }));
     expect(result.current).toEqual({ [bob.id]: true });
     store.dispose();
   });

@@ -3,32 +3,38 @@ import { useEffect, useState } from "react";
 import type { User } from "../protocol";
 import { useChatStore } from "../store/hooks";
 
+/** The last search that finished: what it asked, and what came back. */
+interface Answer {
+  query: string;
+  results: User[];
+  error: string | null;
+}
+
 export function useUserSearch(query: string, delayMs = 200) {
   const store = useChatStore();
-  const [results, setResults] = useState<User[]>([]);
-  const [loading, setLoading] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const [answer, setAnswer] = useState<Answer | null>(null);
   const q = query.trim().toLowerCase();
 
+  // A cleared search forgets its results, so the next one starts from "Searching…".
+  if (!q && answer) setAnswer(null);
+
   useEffect(() => {
-    if (!q) {
-      setResults([]);
-      setLoading(false);
-      setError(null);
-      return;
-    }
+    if (!q) return;
     let cancelled = false;
-    setLoading(true);
     const t = setTimeout(() => {
       store
         .searchUsers(q)
-        .then((users) => {
-          if (cancelled) return;
-          setResults(users);
-          setError(null);
-        })
-        .catch((e: unknown) => !cancelled && setError(e instanceof Error ? e.message : "Search failed"))
-        .finally(() => !cancelled && setLoading(false));
+        .then((results) => !cancelled && setAnswer({ query: q, results, error: null }))
+        .catch(
+          (e: unknown) =>
+            // A failed search keeps what the one before it found.
+            !cancelled &&
+            setAnswer((prev) => ({
+              query: q,
+              results: prev?.results ?? [],
+              error: e instanceof Error ? e.message : "Search failed",
+            })),
+        );
     }, delayMs);
     return () => {
       cancelled = true;
@@ -36,5 +42,12 @@ export function useUserSearch(query: string, delayMs = 200) {
     };
   }, [q, store, delayMs]);
 
-  return { results, loading, error, active: q.length > 0 };
+  // While a new query is on its way the previous results stay, so the list does not flicker.
+  const current = answer?.query === q;
+  return {
+    results: q ? (answer?.results ?? []) : [],
+    loading: q.length > 0 && !current,
+    error: current ? answer.error : null,
+    active: q.length > 0,
+  };
 }

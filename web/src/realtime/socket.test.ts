@@ -5,10 +5,10 @@ import { CONNECT_TIMEOUT_MS, ChatSocket, type ConnectionStatus } from "./socket"
 
 function setup(overrides: Partial<ConstructorParameters<typeof ChatSocket>[0]> = {}) {
   let token = "t1";
-  const getToken = vi.fn(async () => token);
-  const refreshToken = vi.fn(async () => {
+  const getToken = vi.fn(() => Promise.resolve(token));
+  const refreshToken = vi.fn(() => {
     token = token === "t1" ? "t2" : "t3";
-    return token;
+    return Promise.resolve(token);
   });
   const onUnauthenticated = vi.fn();
   const socket = new ChatSocket({
@@ -97,7 +97,7 @@ describe("ChatSocket", () => {
   });
 
   it("ends the session when the token cannot be refreshed", async () => {
-    const { socket, onUnauthenticated } = setup({ refreshToken: async () => null });
+    const { socket, onUnauthenticated } = setup({ refreshToken: () => Promise.resolve(null) });
     socket.start();
     await flush();
     FakeWebSocket.last.serverClose(4401);
@@ -110,10 +110,9 @@ describe("ChatSocket", () => {
   it("retries with backoff while the server cannot be reached for a token", async () => {
     let calls = 0;
     const { socket } = setup({
-      getToken: async () => {
+      getToken: () => {
         calls += 1;
-        if (calls < 3) throw new Error("offline");
-        return "t1";
+        return calls < 3 ? Promise.reject(new Error("offline")) : Promise.resolve("t1");
       },
     });
     socket.start();

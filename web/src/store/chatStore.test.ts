@@ -12,7 +12,8 @@ const NEW_ID = conversationId("300");
 function setup(conversations: Conversation[] = [direct()], history: Message[] = []) {
   const api = new FakeApi(conversations, () => ({ messages: [...history].reverse(), has_more: false }));
   const transport = new FakeTransport();
-  const store = new ChatStore(alice, api, transport);
+  const store = new ChatStore(alice, api);
+  store.attach(transport);
   return { api, transport, store, s: () => store.getState() };
 }
 
@@ -36,7 +37,7 @@ describe("ChatStore", () => {
 
   it("syncs from the newest id it has seen after every ready", async () => {
     const { store, transport } = setup([direct(DIRECT_ID, msg("40"))]);
-    store.loadConversations();
+    void store.loadConversations(); // the first ready waits for it
     transport.goReady(alice);
     await vi.advanceTimersByTimeAsync(0);
     expect(transport.ofType("sync")).toEqual([{ type: "sync", since: messageId("40") }]);
@@ -50,7 +51,7 @@ describe("ChatStore", () => {
 
   it("does not skip what a replay cut short by a drop had not delivered yet", async () => {
     const { store, transport } = setup([direct(DIRECT_ID, msg("40"))]);
-    store.loadConversations();
+    void store.loadConversations(); // the first ready waits for it
     transport.goReady(alice);
     await vi.advanceTimersByTimeAsync(0);
     // The replay has reached 42 and a live 90 slips in; the connection drops
@@ -225,7 +226,7 @@ describe("ChatStore", () => {
     expect(s().view.activeId).toBeNull();
   });
 
-  it("forgets presence while disconnected, since offline events are missed", async () => {
+  it("forgets presence while disconnected, since offline events are missed", () => {
     const { transport, s } = setup([]);
     transport.emit({ type: "presence", user_id: bob.id, online: true });
     transport.goOffline();
@@ -236,6 +237,25 @@ describe("ChatStore", () => {
     expect(s().presence[bob.id]).toBe(true);
   });
 
+  it("keeps the chat across connections, and hears nothing from a detached one", async () => {
+    const api = new FakeApi([direct(DIRECT_ID, msg("40"))]);
+    const store = new ChatStore(alice, api);
+    const first = new FakeTransport();
+    const detach = store.attach(first);
+    await store.loadConversations();
+    first.emit({ type: "message", message: msg("41") });
+    detach();
+    expect(store.getState().connection).toBe("offline");
+    first.emit({ type: "message", message: msg("42") }); // a socket on its way out
+    const second = new FakeTransport();
+    store.attach(second);
+    second.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(store.getState().messages[DIRECT_ID].items.map((m) => m.id)).toEqual(["41"]);
+    expect(second.ofType("sync")).toEqual([{ type: "sync", since: messageId("41") }]);
+    expect(first.ofType("sync")).toEqual([]);
+  });
+
   it("loads older history by cursor and merges it", async () => {
     const page1 = Array.from({ length: 3 }, (_, i) => msg(String(20 + i)));
     const older = [msg("10"), msg("11")];
@@ -244,7 +264,8 @@ describe("ChatStore", () => {
         ? { messages: [...older].reverse(), has_more: false }
         : { messages: [...page1].reverse(), has_more: true },
     );
-    const store = new ChatStore(alice, api, new FakeTransport());
+    const store = new ChatStore(alice, api);
+    store.attach(new FakeTransport());
     await store.loadConversations();
     await store.loadLatest(DIRECT_ID);
     expect(store.getState().messages[DIRECT_ID].hasMore).toBe(true);

@@ -6,8 +6,8 @@
  *
  * Components read the state through `useSyncExternalStore` (store/hooks.tsx) and call
  * the methods here. The store talks to the server through two narrow ports —
- * `ChatApi` (api/client.ts) and `ChatTransport` (the WebSocket) — so tests drive it
- * with fakes.
+ * `ChatApi` (api/client.ts) and `ChatTransport` (the WebSocket, `attach`ed and
+ * detached as it comes and goes) — so tests drive it with fakes.
  *
  * What is decided here, being about I/O rather than state:
  * - the first `sync` waits for the conversation list, and every `ready` sends one
@@ -54,7 +54,9 @@ type Listener = () => void;
 export class ChatStore {
   private state: ChatState;
   private readonly listeners = new Set<Listener>();
-  private readonly unsubscribers: Array<() => void> = [];
+  /** The connection followed now; while there is none, sends wait, pending. */
+  private transport: ChatTransport | null = null;
+  private detachTransport: (() => void) | null = null;
   /** By client_msg_id: fails the send when no ack comes. */
   private readonly ackTimeouts = new Timeouts<string>();
   /** By conversation and user: hides a typing indicator nobody renewed. */
@@ -70,15 +72,39 @@ export class ChatStore {
   constructor(
     me: User,
     private readonly api: ChatApi,
-    private readonly transport: ChatTransport,
     private readonly now: () => number = Date.now,
   ) {
-    this.state = initialChatState(me, transport.status);
-    this.unsubscribers.push(
+    this.state = initialChatState(me, "offline");
+  }
+
+  /**
+   * Follows a connection: its frames, its `ready` and its status. Returns the detach.
+   * The store outlives its connections, so a component that remounts (StrictMode)
+   * starts a new socket without losing the chat.
+   */
+  attach(transport: ChatTransport): () => void {
+    this.detachTransport?.();
+    this.transport = transport;
+    const unsubscribe = [
       transport.onFrame((f) => this.handleFrame(f)),
       transport.onReady(() => void this.handleReady()),
       transport.onStatus((status) => this.handleStatus(status)),
-    );
+    ];
+    this.handleStatus(transport.status);
+    const detach = () => {
+      unsubscribe.forEach((off) => off());
+      if (this.transport !== transport) return;
+      this.transport = null;
+      this.detachTransport = null;
+      this.handleStatus("offline");
+    };
+    this.detachTransport = detach;
+    return detach;
+  }
+
+  /** Sends a frame if a connection is ready for it; false otherwise. */
+  private send(frame: ClientFrame): boolean {
+    return this.transport?.send(frame) ?? false;
   }
 
   // ---- subscription (useSyncExternalStore) ----
@@ -91,7 +117,7 @@ export class ChatStore {
   getState = (): ChatState => this.state;
 
   dispose(): void {
-    this.unsubscribers.forEach((u) => u());
+    this.detachTransport?.();
     this.ackTimeouts.cancelAll();
     this.typingTimeouts.cancelAll();
     this.listeners.clear();
@@ -212,7 +238,7 @@ export class ChatStore {
 
   /** Sends if connected; otherwise the message waits, pending, for the next `ready`. */
   private transmit(out: OutgoingMessage): void {
-    const sent = this.transport.send({
+    const sent = this.send({
       type: "send",
       conversation_id: out.conversation_id,
       client_msg_id: out.client_msg_id,
@@ -233,7 +259,7 @@ export class ChatStore {
   notifyTyping(conversationId: ConversationId): void {
     const last = this.typingSentAt.get(conversationId) ?? 0;
     if (this.now() - last < TYPING_SEND_EVERY_MS) return;
-    if (this.transport.send({ type: "typing", conversation_id: conversationId })) {
+    if (this.send({ type: "typing", conversation_id: conversationId })) {
       this.typingSentAt.set(conversationId, this.now());
     }
   }
@@ -245,7 +271,7 @@ export class ChatStore {
     if (!conversations.byId[conversationId]) return;
     this.dispatch({ type: "conversation_seen", conversationId });
     const upTo = readReceiptDue(this.state, conversationId);
-    if (upTo && this.transport.send({ type: "read", conversation_id: conversationId, message_id: upTo })) {
+    if (upTo && this.send({ type: "read", conversation_id: conversationId, message_id: upTo })) {
       this.dispatch({ type: "read_receipt", conversationId, userId: this.state.me.id, messageId: upTo });
     }
   }
@@ -293,7 +319,7 @@ export class ChatStore {
     this.readyCount += 1;
     // The first sync replays from the list snapshot, so wait for it.
     if (this.listLoad) await this.listLoad.catch(() => undefined);
-    this.transport.send({ type: "sync", since: this.state.sync.lastSeenId ?? BEFORE_EVERY_MESSAGE });
+    this.send({ type: "sync", since: this.state.sync.lastSeenId ?? BEFORE_EVERY_MESSAGE });
     this.dispatch({ type: "sync_started" });
     // Anything that never got an ack goes again, with the same client_msg_id.
     for (const out of Object.values(this.state.outbox)) {

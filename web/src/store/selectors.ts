@@ -1,5 +1,5 @@
 /** Derived views of ChatState, for the components and the effects layer. */
-import type { Conversation, ConversationId, MessageId, User, UserId } from "../protocol";
+import type { Conversation, ConversationId, Message, MessageId, User, UserId } from "../protocol";
 import { compareIds, maxId } from "../lib/ids";
 import type { ChatState } from "./state";
 
@@ -37,6 +37,21 @@ export function readersOf(c: Conversation, messageId: MessageId, me: UserId): Us
   return c.members
     .filter((m) => m.user.id !== me && m.last_read_id && compareIds(m.last_read_id, messageId) >= 0)
     .map((m) => m.user);
+}
+
+/** The newest of my messages someone has read, and who has. */
+export function newestReadOfMine(
+  c: Conversation,
+  items: readonly Message[],
+  me: UserId,
+): { id: MessageId; readers: User[] } | null {
+  for (let i = items.length - 1; i >= 0; i--) {
+    const m = items[i];
+    if (m.sender_id !== me) continue;
+    const readers = readersOf(c, m.id, me);
+    if (readers.length > 0) return { id: m.id, readers };
+  }
+  return null;
 }
 
 export function userName(c: Conversation, id: UserId): string {

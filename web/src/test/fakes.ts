@@ -139,51 +139,68 @@ export class FakeApi implements ChatApi {
     this.calls.push({ endpoint, args });
   }
 
-  private known(id: ConversationId): Conversation {
+  private known(id: ConversationId): Promise<Conversation> {
     const c = this.conversations.get(id);
-    if (!c) throw new ApiError(404, "not_found", `no conversation ${id}`);
-    return c;
+    return c ? Promise.resolve(c) : Promise.reject(new ApiError(404, "not_found", `no conversation ${id}`));
   }
 
-  async me(): Promise<User> {
+  me(): Promise<User> {
     this.record("me");
-    throw new Error("FakeApi.me: the store never asks");
+    return Promise.reject(new Error("FakeApi.me: the store never asks"));
   }
-  async searchUsers(query: string): Promise<User[]> {
+  searchUsers(query: string): Promise<User[]> {
     this.record("searchUsers", query);
-    return this.users.filter((u) => u.username.startsWith(query));
+    return Promise.resolve(this.users.filter((u) => u.username.startsWith(query)));
   }
-  async listConversations(): Promise<Conversation[]> {
+  listConversations(): Promise<Conversation[]> {
     this.record("listConversations");
-    return [...this.conversations.values()];
+    return Promise.resolve([...this.conversations.values()]);
   }
-  async getConversation(id: ConversationId): Promise<Conversation> {
+  getConversation(id: ConversationId): Promise<Conversation> {
     this.record("getConversation", id);
     return this.known(id);
   }
-  async createDirect(userId: UserId): Promise<Conversation> {
+  createDirect(userId: UserId): Promise<Conversation> {
     this.record("createDirect", userId);
-    throw new Error("FakeApi.createDirect: not faked");
+    return Promise.reject(new Error("FakeApi.createDirect: not faked"));
   }
-  async createGroup(title: string, memberIds: UserId[]): Promise<Conversation> {
+  createGroup(title: string, memberIds: UserId[]): Promise<Conversation> {
     this.record("createGroup", title, memberIds);
-    throw new Error("FakeApi.createGroup: not faked");
+    return Promise.reject(new Error("FakeApi.createGroup: not faked"));
   }
-  async addMembers(id: ConversationId, userIds: UserId[]): Promise<Conversation> {
+  addMembers(id: ConversationId, userIds: UserId[]): Promise<Conversation> {
     this.record("addMembers", id, userIds);
     return this.known(id);
   }
-  async removeMember(id: ConversationId, userId: UserId): Promise<void> {
+  removeMember(id: ConversationId, userId: UserId): Promise<void> {
     this.record("removeMember", id, userId);
+    return Promise.resolve();
   }
-  async history(id: ConversationId, query: HistoryQuery): Promise<HistoryPage> {
+  history(id: ConversationId, query: HistoryQuery): Promise<HistoryPage> {
     this.record("history", id, query);
-    return this.pages(id, query);
+    return Promise.resolve(this.pages(id, query));
   }
-  async sendMessage(id: ConversationId, req: SendMessage): Promise<Message> {
+  sendMessage(id: ConversationId, req: SendMessage): Promise<Message> {
     this.record("sendMessage", id, req);
-    throw new Error("FakeApi.sendMessage: the store sends over the WebSocket");
+    return Promise.reject(new Error("FakeApi.sendMessage: the store sends over the WebSocket"));
   }
+}
+
+/** The URL a fetch was called with, whichever form it took. */
+export function requestUrl(input: RequestInfo | URL): string {
+  if (typeof input === "string") return input;
+  return input instanceof URL ? input.href : input.url;
+}
+
+/** A `fetch` that answers with `respond` and records every call. */
+export function fakeFetch(respond: (url: string, init: RequestInit) => Response | Promise<Response>) {
+  const calls: Array<{ url: string; init: RequestInit }> = [];
+  const fetch: typeof globalThis.fetch = (input, init = {}) => {
+    const url = requestUrl(input);
+    calls.push({ url, init });
+    return Promise.resolve(respond(url, init));
+  };
+  return { fetch, calls };
 }
 
 /** A Response-like object good enough for Session. */

@@ -9,12 +9,14 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { ChatServer, launchBrowser, makeTempDir, removeDir, screenshotDir } from "./harness.mjs";
+import { ChatServer, jsonBody, launchBrowser, makeTempDir, removeDir, screenshotDir } from "./harness.mjs";
 import { PASSWORD, connectionState, countMessages, logIn, openConversation, seeMessage, send, signUp, waitForConnection } from "./ui.mjs";
 
 /** @typedef {import("playwright-core").Page} Page */
 /** @typedef {import("playwright-core").Browser} Browser */
 /** @typedef {import("playwright-core").BrowserContext} BrowserContext */
+/** @typedef {import("../../src/protocol").AuthResponse} AuthResponse */
+/** @typedef {import("../../src/protocol").Conversation} Conversation */
 
 const T = 15_000; // per wait
 
@@ -64,7 +66,7 @@ describe("chat in a real browser", { timeout: 180_000 }, () => {
 
   /** Wraps a step so a failure prints the server log and a screenshot of each page. */
   /** @param {string} name @param {() => Promise<void>} fn */
-  const step = (name, fn) =>
+  const step = (name, fn) => {
     it(name, { timeout: 60_000 }, async () => {
       try {
         await fn();
@@ -76,6 +78,7 @@ describe("chat in a real browser", { timeout: 180_000 }, () => {
         throw e;
       }
     });
+  };
 
   step("two users sign up in separate browser contexts", async () => {
     const alice = await newUserPage("alice");
@@ -224,12 +227,16 @@ describe("chat in a real browser", { timeout: 180_000 }, () => {
       body: JSON.stringify({ username: "bob", password: PASSWORD }),
     });
     assert.equal(login.status, 200);
-    const { access_token } = await login.json();
+    /** @type {AuthResponse} */
+    const { access_token } = await jsonBody(login);
     const auth = { authorization: `Bearer ${access_token}`, "content-type": "application/json" };
-    const list = await (await fetch(`${api}/conversations`, { headers: auth })).json();
-    const group = list.find((/** @type {{title: string|null}} */ c) => c.title === "Weekend plans");
+    /** @type {Conversation[]} */
+    const list = await jsonBody(await fetch(`${api}/conversations`, { headers: auth }));
+    const group = list.find((c) => c.title === "Weekend plans");
+    if (!group) throw new Error("the group is not in bob's list");
+    const messagesUrl = `${api}/conversations/${group.id}/messages`;
     for (let i = 1; i <= 70; i++) {
-      const res = await fetch(`${api}/conversations/${group.id}/messages`, {
+      const res = await fetch(messagesUrl, {
         method: "POST",
         headers: auth,
         body: JSON.stringify({ client_msg_id: crypto.randomUUID(), body: `History item ${i}.` }),

@@ -102,6 +102,7 @@ export class ChatServer {
     this.proc = null;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return proc?.exitCode ?? null;
     proc.removeAllListeners("exit");
+    /** @type {Promise<number | NodeJS.Signals | null>} */
     const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve(code ?? signal)));
     proc.kill("SIGTERM");
     const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
@@ -135,4 +136,17 @@ export async function launchBrowser() {
       "--disable-sync",
     ],
   });
+}
+
+/**
+ * A JSON answer from the server, as the wire type the caller declares (the server
+ * speaks protocol.ts, so the tests trust it the way the client does).
+ * @template T
+ * @param {Response} res
+ * @returns {Promise<T>}
+ */
+export async function jsonBody(res) {
+  /** @type {unknown} */
+  const body = await res.json();
+  return /** @type {T} */ (body);
 }
