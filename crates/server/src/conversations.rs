@@ -169,12 +169,7 @@ impl ConversationService {
         id: ConversationId,
     ) -> AppResult<Arc<[UserId]>> {
         let members = self.members.authorize_member(id, me).await?;
-        let record = self
-            .conversations
-            .conversations(&[id])
-            .await?
-            .pop()
-            .ok_or(AppError::NotFound("conversation"))?;
+        let record = self.record(id).await?;
         if record.kind != ConversationKind::Group {
             return Err(AppError::invalid(
                 ErrorCode::NotAGroup,
@@ -182,6 +177,15 @@ impl ConversationService {
             ));
         }
         Ok(members)
+    }
+
+    /// The conversation's own row; 404 when it does not exist.
+    async fn record(&self, id: ConversationId) -> AppResult<ConversationRecord> {
+        self.conversations
+            .conversations(&[id])
+            .await?
+            .pop()
+            .ok_or(AppError::NotFound("conversation"))
     }
 
     async fn members_changed(&self, id: ConversationId) {
@@ -211,7 +215,7 @@ impl ConversationService {
             seen.push((record, list, query));
         }
         let queries: Vec<ActivityQuery> = seen.iter().map(|(_, _, q)| *q).collect();
-        let activity = self.conversations_activity(&queries).await?;
+        let activity = self.history.activity(&queries).await?;
         Ok(seen
             .into_iter()
             .zip(activity)
@@ -225,12 +229,7 @@ impl ConversationService {
         id: ConversationId,
         viewers: &[UserId],
     ) -> AppResult<Vec<(UserId, Conversation)>> {
-        let record = self
-            .conversations
-            .conversations(&[id])
-            .await?
-            .pop()
-            .ok_or(AppError::NotFound("conversation"))?;
+        let record = self.record(id).await?;
         let list = self
             .conversations
             .members(&[id])
@@ -249,7 +248,7 @@ impl ConversationService {
                 })
             })
             .collect();
-        let activity = self.conversations_activity(&queries).await?;
+        let activity = self.history.activity(&queries).await?;
         Ok(queries
             .iter()
             .zip(activity)
@@ -260,16 +259,6 @@ impl ConversationService {
                 )
             })
             .collect())
-    }
-
-    async fn conversations_activity(
-        &self,
-        queries: &[ActivityQuery],
-    ) -> AppResult<Vec<crate::store::ConversationActivity>> {
-        if queries.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self.history.activity(queries).await?)
     }
 
     /// Tells each of `users` (on all their connections) about the conversation as

@@ -13,7 +13,7 @@ use chat_protocol::http::Message;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::{LogConsumer, LogError, MessageLog};
+use super::{LogConsumer, MessageLog};
 
 /// Where a consumer reads from.
 #[derive(Clone, Copy, Debug)]
@@ -158,11 +158,9 @@ async fn next_batch(
 
 /// Whether the log holds records past the group's committed position.
 async fn stalled(log: &dyn MessageLog, group: &str) -> bool {
-    let positions: Result<_, LogError> =
-        async { Ok((log.tail().await?, log.committed(group).await?)) }.await;
-    match positions {
-        Ok((tail, done)) => !done.covers(&tail),
-        Err(_) => false,
+    match (log.tail().await, log.committed(group).await) {
+        (Ok(tail), Ok(done)) => !done.covers(&tail),
+        _ => false,
     }
 }
 
