@@ -287,6 +287,11 @@ mod tests {
                 body: "bench 1 2 3 with \"quotes\" and ünïcode".into(),
                 client_msg_id: Uuid::nil(),
                 created_at: "2025-01-02T03:04:05.678Z".parse().unwrap(),
+                reply_to: None,
+                mentions: vec![UserId(5)],
+                edited_at: None,
+                deleted: false,
+                reactions: Vec::new(),
             },
         };
         let text = json(&frame);
@@ -319,6 +324,7 @@ mod tests {
             client_msg_id: id,
             message_id: MessageId(9),
             conversation_id: ConversationId(4),
+            event_id: MessageId(9),
         };
         assert_eq!(
             parse(&json(&ack)),

@@ -27,7 +27,7 @@ use crate::fanout::{self, FanOut, LateMessages};
 use crate::gateway::{GatewaySettings, GatewayState};
 use crate::history::HistoryService;
 use crate::http::auth::{AuthSettings, AuthState};
-use crate::http::conversations::MessagesState;
+use crate::http::messages::MessagesState;
 use crate::http::ops::{Check, OpsState};
 use crate::http::web::WebDir;
 use crate::http::{self, ClientAddresses, HttpState};
@@ -390,6 +390,7 @@ fn start_consumers(
 ) {
     let persister = Persister {
         store: durable.history.clone(),
+        log: log.clone(),
     };
     tasks.push(tokio::spawn(runner::run(
         log.clone(),
@@ -432,6 +433,9 @@ fn http_state(
             rate_per_sec: config.send_rate_per_sec,
             burst: config.send_burst,
         },
+        history: durable.history.clone(),
+        users: durable.users.clone(),
+        conversations: durable.conversations.clone(),
     });
     let history = Arc::new(HistoryService {
         store: durable.history.clone(),

@@ -316,6 +316,7 @@ fn assemble(
             .collect(),
         last_message: activity.last_message,
         unread_count: activity.unread_count,
+        unread_mentions: activity.unread_mentions,
         created_at: record.created_at,
     }
 }

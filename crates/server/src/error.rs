@@ -29,6 +29,8 @@ pub enum AppError {
     InvalidRefreshToken,
     #[error("this request needs the `x-chat-csrf` header")]
     CsrfHeaderMissing,
+    #[error("{message}")]
+    Forbidden { code: ErrorCode, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
@@ -55,6 +57,20 @@ impl AppError {
         }
     }
 
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn rate_limited(retry_after: Duration) -> Self {
         Self::RateLimited {
             code: ErrorCode::RateLimited,
@@ -69,7 +85,7 @@ impl AppError {
             Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidRefreshToken => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::CsrfHeaderMissing => StatusCode::FORBIDDEN,
+            Self::CsrfHeaderMissing | Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -83,6 +99,7 @@ impl AppError {
         match self {
             Self::Invalid { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Forbidden { code, .. }
             | Self::RateLimited { code, .. } => *code,
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,

@@ -1,10 +1,10 @@
 //! The fan-out consumer: one per node, a [`Handler`] of the consumer runner. It
-//! reads the log from its end and queues each
-//! new message, serialized once, on every local connection of every member of its
-//! conversation, the sender's included. Clients that were away recover older
-//! messages with `sync`.
+//! reads the log from its end and queues each new event (a message, an edit, a
+//! deletion, a reaction), serialized once, on every local connection of every member
+//! of its conversation, the sender's included. Clients that were away recover older
+//! events with `sync`.
 //!
-//! It also notes *late* messages: ones the log delivers after a message with a larger
+//! It also notes *late* events: ones the log delivers after an event with a larger
 //! id (several nodes stamp ids before the broker orders them). `sync` replays those
 //! too, so a client that syncs from the newest id it has seen skips none of them.
 
@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chat_protocol::http::Message;
+use chat_protocol::events::Event;
 
-use crate::hub::{Hub, encode_message};
+use crate::hub::{Hub, encode_event};
 use crate::log::runner::{self, Handler, Retry, Start};
 use crate::membership::Members;
 
-/// Recent late messages, kept for twice the log's reorder window.
+/// Recent late events, kept for twice the log's reorder window.
 pub struct LateMessages {
     window: Duration,
     started: Instant,
@@ -30,7 +30,7 @@ pub struct LateMessages {
 struct Late {
     /// The largest id delivered so far.
     high: i64,
-    recent: VecDeque<(Instant, Arc<Message>)>,
+    recent: VecDeque<(Instant, Arc<Event>)>,
 }
 
 impl LateMessages {
@@ -46,7 +46,7 @@ impl LateMessages {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn observe(&self, message: &Arc<Message>) {
+    fn observe(&self, event: &Arc<Event>) {
         if self.window.is_zero() {
             return;
         }
@@ -59,17 +59,18 @@ impl LateMessages {
         {
             late.recent.pop_front();
         }
-        if message.id.0 < late.high {
-            late.recent.push_back((now, message.clone()));
+        let id = event.id().0;
+        if id < late.high {
+            late.recent.push_back((now, event.clone()));
         } else {
-            late.high = message.id.0;
+            late.high = id;
         }
     }
 
-    /// The late messages a client that has seen everything up to `since` may have
+    /// The late events a client that has seen everything up to `since` may have
     /// missed, or `None` when this node has not watched the log long enough to know
     /// (then replay the whole window instead).
-    pub fn at_or_before(&self, since: chat_protocol::MessageId) -> Option<Vec<Arc<Message>>> {
+    pub fn at_or_before(&self, since: chat_protocol::MessageId) -> Option<Vec<Arc<Event>>> {
         if self.started.elapsed() < 2 * self.window {
             return None;
         }
@@ -77,8 +78,8 @@ impl LateMessages {
         Some(
             late.recent
                 .iter()
-                .filter(|(_, m)| m.id <= since)
-                .map(|(_, m)| m.clone())
+                .filter(|(_, e)| e.id() <= since)
+                .map(|(_, e)| e.clone())
                 .collect(),
         )
     }
@@ -92,7 +93,7 @@ pub const SETTINGS: runner::Settings = runner::Settings {
     max_batch: 1024,
 };
 
-/// Delivers each message to the local connections of its conversation's members.
+/// Delivers each event to the local connections of its conversation's members.
 pub struct FanOut {
     pub members: Arc<Members>,
     pub hub: Arc<Hub>,
@@ -101,27 +102,27 @@ pub struct FanOut {
 
 #[async_trait]
 impl Handler for FanOut {
-    async fn handle(&mut self, batch: &[Arc<Message>]) -> Result<(), Retry> {
-        for message in batch {
-            self.late.observe(message);
-            self.deliver_to_local_members(message).await;
+    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Retry> {
+        for event in batch {
+            self.late.observe(event);
+            self.deliver_to_local_members(event).await;
         }
         Ok(())
     }
 }
 
 impl FanOut {
-    async fn deliver_to_local_members(&self, message: &Message) {
-        let recipients = match self.members.of(message.conversation_id).await {
+    async fn deliver_to_local_members(&self, event: &Event) {
+        let recipients = match self.members.of(event.conversation_id()).await {
             Ok(recipients) => recipients,
             Err(error) => {
                 // Not retried: a live delivery that waits on the directory would hold up
                 // every other conversation; the members recover it with `sync`.
-                tracing::error!(%error, id = %message.id, "no members for a message; not delivered live");
+                tracing::error!(%error, id = %event.id(), "no members for an event; not delivered live");
                 return;
             }
         };
-        let frame = encode_message(message);
+        let frame = encode_event(event);
         let delivered = self.hub.deliver(&recipients, &frame, None);
         metrics::counter!("chat_messages_delivered_total").increment(delivered as u64);
     }

@@ -1,5 +1,6 @@
 //! Reading what the log has delivered: history pages, single messages right after
-//! they were acknowledged, and the `sync` replay a reconnecting client asks for.
+//! they were acknowledged, search, and the `sync` replay a reconnecting client asks
+//! for.
 //! History is the persister's materialized view of the log, so it may lag it by a
 //! moment; every read that must include the caller's acknowledged messages waits for
 //! the persister first ([`caught_up`]).
@@ -7,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_protocol::http::{HistoryPage, Message};
+use chat_protocol::http::{HistoryPage, Message, SearchHit, SearchPage};
 use chat_protocol::{ConversationId, ErrorCode, MAX_HISTORY_LIMIT, MessageId, UserId};
 
 use crate::error::{AppError, AppResult};
@@ -15,10 +16,12 @@ use crate::fanout::LateMessages;
 use crate::log::MessageLog;
 use crate::membership::Members;
 use crate::persister::caught_up;
+use crate::search::SearchTerms;
 use crate::snowflake::{first_id_at, unix_ms_of};
-use crate::store::{Conversations, MessageStore};
+use crate::store::{Conversations, MessageStore, Replay};
 
 pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
+pub const DEFAULT_SEARCH_LIMIT: u32 = 20;
 /// Messages read from the store per round of a `sync` replay.
 const SYNC_PAGE: u32 = 500;
 /// How long a read of an acknowledged message waits for the persister.
@@ -39,7 +42,26 @@ pub struct HistoryService {
 /// Where a replay sends its frames; false when the receiver is gone.
 #[async_trait::async_trait]
 pub trait ReplaySink: Send {
-    async fn deliver(&mut self, message: &Message) -> bool;
+    async fn deliver(&mut self, step: &Replay) -> bool;
+}
+
+/// Marks the reader's own reactions.
+fn for_reader(mut message: Message, reader: UserId) -> Message {
+    for reaction in &mut message.reactions {
+        reaction.me = reaction.user_ids.contains(&reader);
+    }
+    message
+}
+
+fn check_limit(limit: u32) -> AppResult<u32> {
+    if (1..=MAX_HISTORY_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(AppError::invalid(
+            ErrorCode::InvalidInput,
+            format!("limit must be 1 to {MAX_HISTORY_LIMIT}"),
+        ))
+    }
 }
 
 /// How a replay ended.
@@ -62,13 +84,7 @@ impl HistoryService {
         after: Option<MessageId>,
         limit: Option<u32>,
     ) -> AppResult<HistoryPage> {
-        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
-        if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
-            return Err(AppError::invalid(
-                ErrorCode::InvalidInput,
-                format!("limit must be 1 to {MAX_HISTORY_LIMIT}"),
-            ));
-        }
+        let limit = check_limit(limit.unwrap_or(DEFAULT_HISTORY_LIMIT))?;
         self.members.authorize_member(conversation, user).await?;
         let mut messages = self
             .store
@@ -76,16 +92,76 @@ impl HistoryService {
             .await?;
         let has_more = messages.len() > limit as usize;
         messages.truncate(limit as usize);
+        let messages = messages.into_iter().map(|m| for_reader(m, user)).collect();
         Ok(HistoryPage { messages, has_more })
     }
 
-    /// A message the log acknowledged, once history holds it.
-    pub async fn acknowledged(&self, id: MessageId) -> AppResult<Message> {
+    /// One message, for a member of its conversation.
+    pub async fn one(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> AppResult<Message> {
+        self.members.authorize_member(conversation, user).await?;
+        match self.store.message(id).await? {
+            Some(message) if message.conversation_id == conversation => {
+                Ok(for_reader(message, user))
+            }
+            _ => Err(AppError::NotFound("message")),
+        }
+    }
+
+    /// A message as it is once history holds the event the log acknowledged, for
+    /// `reader`.
+    pub async fn acknowledged(&self, id: MessageId, reader: UserId) -> AppResult<Message> {
         caught_up(self.log.as_ref(), ACKNOWLEDGED_WAIT).await;
         self.store
             .message(id)
             .await?
+            .map(|m| for_reader(m, reader))
             .ok_or(AppError::Unavailable("message history"))
+    }
+
+    /// Full-text search over the caller's conversations (or one of them), newest
+    /// first, the matched words marked.
+    #[tracing::instrument(skip(self, query))]
+    pub async fn search(
+        &self,
+        user: UserId,
+        query: &str,
+        conversation: Option<ConversationId>,
+        before: Option<MessageId>,
+        limit: Option<u32>,
+    ) -> AppResult<SearchPage> {
+        let terms = SearchTerms::parse(query)
+            .map_err(|error| AppError::invalid(ErrorCode::InvalidQuery, error.to_string()))?;
+        let limit = check_limit(limit.unwrap_or(DEFAULT_SEARCH_LIMIT))?;
+        let conversations = match conversation {
+            Some(id) => {
+                self.members.authorize_member(id, user).await?;
+                vec![id]
+            }
+            None => self.conversations.conversations_of(user).await?,
+        };
+        let mut messages = self
+            .store
+            .search(&conversations, &terms, before, limit + 1)
+            .await?;
+        let more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        let next_before = more.then(|| messages.last().map(|m| m.id)).flatten();
+        let results = messages
+            .into_iter()
+            .map(|message| SearchHit {
+                marked: terms.mark(&message.body),
+                message: for_reader(message, user),
+            })
+            .collect();
+        Ok(SearchPage {
+            results,
+            next_before,
+        })
     }
 
     /// Whether `id` is a message of `conversation` (waiting briefly for the persister,
@@ -103,8 +179,9 @@ impl HistoryService {
         Ok(message.is_some_and(|m| m.conversation_id == conversation))
     }
 
-    /// Replays every message after `since` in `user`'s conversations, in id order,
-    /// into `sink`.
+    /// Replays every event after `since` in `user`'s conversations, in id order, into
+    /// `sink`: the messages posted after it as they are now, and the changes of older
+    /// messages.
     #[tracing::instrument(skip(self, sink))]
     pub async fn replay(
         &self,
@@ -120,12 +197,20 @@ impl HistoryService {
         let Some(mut cursor) = self.replay_late(&conversations, since, sink).await else {
             return Ok(Replayed::Abandoned);
         };
+        let start = cursor;
         loop {
-            let page = self.store.since(&conversations, cursor, SYNC_PAGE).await?;
+            let page = self
+                .store
+                .since(&conversations, start, cursor, SYNC_PAGE)
+                .await?;
             let full = page.len() == SYNC_PAGE as usize;
-            for message in page {
-                cursor = message.id;
-                if !sink.deliver(&message).await {
+            for step in page {
+                cursor = step.id();
+                let step = match step {
+                    Replay::Message(message) => Replay::Message(for_reader(message, user)),
+                    change => change,
+                };
+                if !sink.deliver(&step).await {
                     return Ok(Replayed::Abandoned);
                 }
             }
@@ -135,7 +220,7 @@ impl HistoryService {
         }
     }
 
-    /// When the log can hold messages out of id order (several nodes appending),
+    /// When the log can hold events out of id order (several nodes appending),
     /// replays the late ones at or before `since` that this node saw, so none is
     /// skipped; a node that just started replays the whole reorder window instead.
     /// The client drops what it already has by id. Returns where the replay of
@@ -153,10 +238,17 @@ impl HistoryService {
         let Some(mut late) = self.late.at_or_before(since) else {
             return Some(first_id_at(unix_ms_of(since) - window_ms).min(since));
         };
-        late.retain(|m| conversations.contains(&m.conversation_id));
-        late.sort_by_key(|m| m.id);
-        for message in late {
-            if !sink.deliver(&message).await {
+        late.retain(|e| conversations.contains(&e.conversation_id()));
+        late.sort_by_key(|e| e.id());
+        for event in late {
+            let step = match event.as_ref() {
+                // A late post replays as it was posted; its changes follow as events.
+                chat_protocol::events::Event::Message(posted) => {
+                    Replay::Message(Message::posted(posted))
+                }
+                change => Replay::Change(change.clone()),
+            };
+            if !sink.deliver(&step).await {
                 return None;
             }
         }

@@ -10,11 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
-use chat_protocol::UserId;
+use chat_protocol::events::{Event, MessageDeleted, MessageEdited, MessagePosted, ReactionChanged};
 use chat_protocol::http::Message;
 use chat_protocol::ws::ServerFrame;
+use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
 
 pub type ConnectionId = u64;
 
@@ -27,17 +30,92 @@ pub fn encode(frame: &ServerFrame) -> Outbound {
     Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
 }
 
-/// The `message` frame of `ServerFrame::Message`, serialized from a borrowed message:
-/// the same JSON as `encode(&ServerFrame::Message { message: message.clone() })`
-/// without copying the body (and the rest) of every message first.
-#[derive(Serialize)]
-#[serde(tag = "type", rename = "message")]
-struct MessageFrame<'a> {
-    message: &'a Message,
+/// The frame that tells members about an event of the log, serialized from the
+/// borrowed event: the same JSON as `encode(&ServerFrame::…)` of it, without copying
+/// the body (and the rest) of every message first.
+pub fn encode_event(event: &Event) -> Outbound {
+    let json = match event {
+        Event::Message(posted) => serde_json::to_string(&PostedFrame {
+            message: PostedMessage::of(posted),
+        }),
+        Event::Edit(event) => serde_json::to_string(&EditedFrame { event }),
+        Event::Delete(event) => serde_json::to_string(&DeletedFrame { event }),
+        Event::Reaction(event) => serde_json::to_string(&ReactionFrame { event }),
+    };
+    Utf8Bytes::from(json.unwrap_or_default())
 }
 
+/// The `message` frame of a message as history holds it (a `sync` replay), without
+/// copying it first.
 pub fn encode_message(message: &Message) -> Outbound {
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename = "message")]
+    struct MessageFrame<'a> {
+        message: &'a Message,
+    }
     Utf8Bytes::from(serde_json::to_string(&MessageFrame { message }).unwrap_or_default())
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "message")]
+struct PostedFrame<'a> {
+    message: PostedMessage<'a>,
+}
+
+/// A new message as `chat_protocol::http::Message` serializes it (same fields, same
+/// order): never edited, not deleted, no reactions yet.
+#[derive(Serialize)]
+struct PostedMessage<'a> {
+    id: MessageId,
+    conversation_id: ConversationId,
+    sender_id: UserId,
+    body: &'a str,
+    client_msg_id: Uuid,
+    created_at: DateTime<Utc>,
+    reply_to: Option<MessageId>,
+    mentions: &'a [UserId],
+    edited_at: Option<DateTime<Utc>>,
+    deleted: bool,
+    reactions: [(); 0],
+}
+
+impl<'a> PostedMessage<'a> {
+    fn of(posted: &'a MessagePosted) -> Self {
+        Self {
+            id: posted.id,
+            conversation_id: posted.conversation_id,
+            sender_id: posted.sender_id,
+            body: &posted.body,
+            client_msg_id: posted.client_msg_id,
+            created_at: posted.created_at,
+            reply_to: posted.reply_to,
+            mentions: &posted.mentions,
+            edited_at: None,
+            deleted: false,
+            reactions: [],
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "edited")]
+struct EditedFrame<'a> {
+    #[serde(flatten)]
+    event: &'a MessageEdited,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "deleted")]
+struct DeletedFrame<'a> {
+    #[serde(flatten)]
+    event: &'a MessageDeleted,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "reaction")]
+struct ReactionFrame<'a> {
+    #[serde(flatten)]
+    event: &'a ReactionChanged,
 }
 
 struct Handle {
@@ -122,27 +200,68 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use chat_protocol::{ConversationId, MessageId};
-
     use super::*;
 
     #[test]
-    fn the_borrowed_frame_is_the_protocol_frame_byte_for_byte() {
-        let message = Message {
+    fn the_borrowed_frames_are_the_protocol_frames_byte_for_byte() {
+        let posted = MessagePosted {
             id: MessageId(7_000_000_000_001),
             conversation_id: ConversationId(42),
             sender_id: UserId(9),
-            body: "héllo \"world\" \n<b>".into(),
-            client_msg_id: uuid::Uuid::new_v4(),
-            created_at: chrono::Utc::now(),
+            body: "héllo \"world\" \n<b> @ann".into(),
+            client_msg_id: Uuid::new_v4(),
+            reply_to: Some(MessageId(7_000_000_000_000)),
+            mentions: vec![UserId(3)],
+            created_at: Utc::now(),
         };
-        let frame = encode_message(&message);
+        let message = Message::posted(&posted);
+        let frame = encode_event(&Event::Message(posted));
         let expected = encode(&ServerFrame::Message {
             message: message.clone(),
         });
         assert_eq!(frame.as_str(), expected.as_str());
+        assert_eq!(encode_message(&message).as_str(), expected.as_str());
         let parsed: ServerFrame = serde_json::from_str(frame.as_str()).unwrap();
         assert_eq!(parsed, ServerFrame::Message { message });
+
+        let edit = MessageEdited {
+            id: MessageId(7_000_000_000_002),
+            conversation_id: ConversationId(42),
+            message_id: MessageId(7_000_000_000_001),
+            user_id: UserId(9),
+            client_msg_id: Uuid::new_v4(),
+            body: "fixed".into(),
+            mentions: vec![],
+            at: Utc::now(),
+        };
+        let reaction = ReactionChanged {
+            id: MessageId(7_000_000_000_003),
+            conversation_id: ConversationId(42),
+            message_id: MessageId(7_000_000_000_001),
+            user_id: UserId(3),
+            client_msg_id: Uuid::new_v4(),
+            emoji: "👍🏽".into(),
+            on: true,
+            at: Utc::now(),
+        };
+        let delete = MessageDeleted {
+            id: MessageId(7_000_000_000_004),
+            conversation_id: ConversationId(42),
+            message_id: MessageId(7_000_000_000_001),
+            user_id: UserId(9),
+            client_msg_id: Uuid::new_v4(),
+            at: Utc::now(),
+        };
+        for (event, frame) in [
+            (Event::Edit(edit.clone()), ServerFrame::Edited(edit)),
+            (
+                Event::Reaction(reaction.clone()),
+                ServerFrame::Reaction(reaction),
+            ),
+            (Event::Delete(delete.clone()), ServerFrame::Deleted(delete)),
+        ] {
+            assert_eq!(encode_event(&event).as_str(), encode(&frame).as_str());
+        }
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ pub mod hub;
 pub mod log;
 pub mod membership;
 pub mod persister;
+pub mod search;
 pub mod send;
 pub mod sessions;
 pub mod snowflake;

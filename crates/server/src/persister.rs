@@ -1,14 +1,15 @@
 //! The persister: consumer group `persister` of the log, a [`Handler`] of the
-//! consumer runner. It stores each batch in the [`MessageStore`] (idempotent by
-//! message id); the runner commits the group's position only afterwards, so a crash
-//! between the two replays the batch harmlessly. The committed position tells `sync`
+//! consumer runner. It applies each batch of events to the [`MessageStore`]
+//! (idempotent by event id), then has the log forget the bodies of messages the
+//! batch deleted; the runner commits the group's position only afterwards, so a
+//! crash in between replays the batch harmlessly. The committed position tells `sync`
 //! when history holds everything the log acknowledged ([`caught_up`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_protocol::http::Message;
+use chat_protocol::events::Event;
 
 use crate::log::MessageLog;
 use crate::log::runner::{self, Handler, Retry, Start};
@@ -26,15 +27,27 @@ pub const SETTINGS: runner::Settings = runner::Settings {
 
 pub struct Persister {
     pub store: Arc<dyn MessageStore>,
+    pub log: Arc<dyn MessageLog>,
 }
 
 #[async_trait]
 impl Handler for Persister {
-    async fn handle(&mut self, batch: &[Arc<Message>]) -> Result<(), Retry> {
+    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Retry> {
         self.store
-            .store(batch)
+            .apply(batch)
             .await
-            .map_err(|error| Retry(format!("storing history: {error}")))
+            .map_err(|error| Retry(format!("storing history: {error}")))?;
+        let deleted: Vec<_> = batch
+            .iter()
+            .filter_map(|e| match e.as_ref() {
+                Event::Delete(delete) => Some(delete.message_id),
+                _ => None,
+            })
+            .collect();
+        self.log
+            .redact(&deleted)
+            .await
+            .map_err(|error| Retry(format!("redacting deleted messages in the log: {error}")))
     }
 }
 

@@ -85,6 +85,7 @@ impl TestUser {
             &SendMessage {
                 client_msg_id: Uuid::new_v4(),
                 body: body.to_owned(),
+                reply_to: None,
             },
         )
         .await

@@ -25,6 +25,7 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What came off a socket.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a test helper: frames are read one at a time
 pub enum Event {
     Frame(ServerFrame),
     /// The server closed with this code (`None`: no close frame, the stream just ended).
@@ -146,6 +147,7 @@ impl Ws {
             conversation_id: conversation,
             client_msg_id,
             body: body.to_owned(),
+            reply_to: None,
         })
         .await;
         client_msg_id

@@ -53,6 +53,11 @@ function acknowledgedMessage(state: ChatState, ack: Extract<ChatEvent, { type: "
     body: out.body,
     client_msg_id: ack.clientMsgId,
     created_at: out.created_at,
+    reply_to: null,
+    mentions: [],
+    edited_at: null,
+    deleted: false,
+    reactions: [],
   };
 }
 

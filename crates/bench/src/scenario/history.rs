@@ -192,6 +192,7 @@ impl Filling {
             conversation_id: conversation,
             client_msg_id: body::client_msg_id(self.outbox.nonce, seq),
             body: self.body.clone(),
+            reply_to: None,
         };
         ws::send(socket, &frame)
             .await

@@ -527,6 +527,7 @@ impl Client {
             conversation_id: self.conversation_id,
             client_msg_id,
             body: std::mem::take(&mut self.body),
+            reply_to: None,
         };
         let result = ws::send(ws, &frame).await;
         if let ClientFrame::Send { body, .. } = frame {

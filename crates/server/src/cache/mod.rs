@@ -51,11 +51,15 @@ pub trait RateLimits: Send + Sync {
     async fn exhausted(&self, key: &str, limit: Limit) -> Result<Option<Duration>, CacheError>;
 }
 
-/// What an earlier send with the same (sender, client_msg_id) became.
+/// What an earlier send (or edit, deletion, reaction) with the same (sender,
+/// client_msg_id) became.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SentMessage {
+    /// The message posted or changed.
     pub message_id: MessageId,
     pub conversation_id: ConversationId,
+    /// The event's id: a send's is the message's.
+    pub event_id: MessageId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

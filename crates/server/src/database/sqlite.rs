@@ -36,6 +36,8 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePools, sqlx::Error> {
         // loss could drop the last transactions.
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
+        // Deleted message bodies are overwritten in the file, not only unlinked.
+        .pragma("secure_delete", "on")
         .foreign_keys(true);
     let write = SqlitePoolOptions::new()
         .max_connections(1)
@@ -59,9 +61,9 @@ pub fn time_of(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-/// The message columns, in the order [`message_of`] reads them; the history table
-/// and the log table both have them.
-pub const MESSAGE_COLUMNS: &str = "id, conversation_id, sender_id, client_msg_id, body, created_at";
+/// The columns of a history row that [`message_of`] reads.
+pub const MESSAGE_COLUMNS: &str = "id, conversation_id, sender_id, client_msg_id, body, created_at, \
+     reply_to, mentions, edited_at, deleted_at";
 
 /// Reads the [`MESSAGE_COLUMNS`] of a row. A row that does not decode (a client
 /// message id that is no UUID) is a decoding error, as it is in PostgreSQL, never a
@@ -72,6 +74,12 @@ pub fn message_of(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         index: "client_msg_id".into(),
         source: e.into(),
     })?;
+    let mentions: String = row.try_get("mentions")?;
+    let mentions: Vec<UserId> =
+        serde_json::from_str(&mentions).map_err(|e| sqlx::Error::ColumnDecode {
+            index: "mentions".into(),
+            source: e.into(),
+        })?;
     Ok(Message {
         id: MessageId(row.try_get("id")?),
         conversation_id: ConversationId(row.try_get("conversation_id")?),
@@ -79,6 +87,11 @@ pub fn message_of(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         body: row.try_get("body")?,
         client_msg_id,
         created_at: time_of(row.try_get("created_at")?),
+        reply_to: row.try_get::<Option<i64>, _>("reply_to")?.map(MessageId),
+        mentions,
+        edited_at: row.try_get::<Option<i64>, _>("edited_at")?.map(time_of),
+        deleted: row.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
+        reactions: Vec::new(),
     })
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
-use chat_protocol::http::{Message, User};
+use chat_protocol::http::User;
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{ConversationId, ErrorCode, MAX_FRAME_BYTES, MessageId, UserId, close};
 use futures::stream::{SplitSink, SplitStream};
@@ -22,10 +22,11 @@ use uuid::Uuid;
 
 use super::{Admission, GatewayState};
 use crate::auth::AccessGrant;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::history::{ReplaySink, Replayed};
-use crate::hub::{Outbound, encode, encode_message};
+use crate::hub::{Outbound, encode, encode_event, encode_message};
 use crate::send::Sent;
+use crate::store::Replay;
 
 /// How long a replayed frame may wait for room in the connection's own queue.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -367,7 +368,61 @@ impl Connection {
                 conversation_id,
                 client_msg_id,
                 body,
-            } => self.send(conversation_id, client_msg_id, body).await,
+                reply_to,
+            } => {
+                let sent = self
+                    .gateway
+                    .sender
+                    .send(self.user, conversation_id, client_msg_id, body, reply_to)
+                    .await;
+                self.acknowledge(sent, client_msg_id);
+            }
+            ClientFrame::Edit {
+                conversation_id,
+                message_id,
+                client_msg_id,
+                body,
+            } => {
+                let sent = self
+                    .gateway
+                    .sender
+                    .edit(self.user, conversation_id, message_id, client_msg_id, body)
+                    .await;
+                self.acknowledge(sent, client_msg_id);
+            }
+            ClientFrame::Delete {
+                conversation_id,
+                message_id,
+                client_msg_id,
+            } => {
+                let sent = self
+                    .gateway
+                    .sender
+                    .delete(self.user, conversation_id, message_id, client_msg_id)
+                    .await;
+                self.acknowledge(sent, client_msg_id);
+            }
+            ClientFrame::React {
+                conversation_id,
+                message_id,
+                client_msg_id,
+                emoji,
+                on,
+            } => {
+                let sent = self
+                    .gateway
+                    .sender
+                    .react(
+                        self.user,
+                        conversation_id,
+                        message_id,
+                        client_msg_id,
+                        emoji,
+                        on,
+                    )
+                    .await;
+                self.acknowledge(sent, client_msg_id);
+            }
             ClientFrame::Typing { conversation_id } => self.typing(conversation_id).await,
             ClientFrame::Read {
                 conversation_id,
@@ -383,13 +438,8 @@ impl Connection {
         }
     }
 
-    async fn send(&mut self, conversation_id: ConversationId, client_msg_id: Uuid, body: String) {
-        match self
-            .gateway
-            .sender
-            .send(self.user, conversation_id, client_msg_id, body)
-            .await
-        {
+    fn acknowledge(&self, sent: AppResult<Sent>, client_msg_id: Uuid) {
+        match sent {
             Ok(sent) => self.reply(&ack(&sent, client_msg_id)),
             Err(error) => self.refuse(&error, Some(client_msg_id)),
         }
@@ -472,7 +522,7 @@ impl Connection {
         syncs.spawn(async move { connection.sync(since).await }.in_current_span());
     }
 
-    /// Replays every message after `since` in the user's conversations, in id order,
+    /// Replays every event after `since` in the user's conversations, in id order,
     /// then `synced`.
     async fn sync(&self, since: Option<MessageId>) {
         let Some(since) = since else {
@@ -561,8 +611,11 @@ struct QueueSink(mpsc::Sender<Outbound>);
 
 #[async_trait::async_trait]
 impl ReplaySink for QueueSink {
-    async fn deliver(&mut self, message: &Message) -> bool {
-        let frame = encode_message(message);
+    async fn deliver(&mut self, step: &Replay) -> bool {
+        let frame = match step {
+            Replay::Message(message) => encode_message(message),
+            Replay::Change(event) => encode_event(event),
+        };
         matches!(
             tokio::time::timeout(REPLY_TIMEOUT, self.0.send(frame)).await,
             Ok(Ok(()))
@@ -575,5 +628,6 @@ fn ack(sent: &Sent, client_msg_id: Uuid) -> ServerFrame {
         client_msg_id,
         message_id: sent.message_id(),
         conversation_id: sent.conversation_id(),
+        event_id: sent.event_id(),
     }
 }

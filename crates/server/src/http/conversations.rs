@@ -1,26 +1,15 @@
-//! Conversations, their members and their messages.
+//! Conversations and their members.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_protocol::http::{
-    AddMembers, Conversation, CreateConversation, HistoryPage, HistoryQuery, Message, SendMessage,
-};
+use chat_protocol::http::{AddMembers, Conversation, CreateConversation};
 use chat_protocol::{ConversationId, UserId};
 
-use super::{AuthUser, Json, Path, Query};
+use super::{AuthUser, Json, Path};
 use crate::conversations::ConversationService;
 use crate::error::AppResult;
-use crate::history::HistoryService;
-use crate::send::{SendService, Sent};
-
-/// What the message endpoints use.
-#[derive(Clone)]
-pub struct MessagesState {
-    pub history: Arc<HistoryService>,
-    pub sender: Arc<SendService>,
-}
 
 type Service = State<Arc<ConversationService>>;
 
@@ -85,47 +74,4 @@ pub async fn remove_member(
 ) -> AppResult<StatusCode> {
     service.remove_member(me, id, user).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(get, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path), HistoryQuery),
-    responses((status = 200, body = HistoryPage, description = "newest first"),
-              (status = 404, body = chat_protocol::http::ErrorBody)))]
-pub async fn history(
-    State(messages): State<MessagesState>,
-    AuthUser(me): AuthUser,
-    Path(id): Path<ConversationId>,
-    Query(query): Query<HistoryQuery>,
-) -> AppResult<Json<HistoryPage>> {
-    let page = messages
-        .history
-        .page(me, id, query.before, query.after, query.limit)
-        .await?;
-    Ok(Json(page))
-}
-
-#[utoipa::path(post, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = SendMessage,
-    responses((status = 201, body = Message, description = "durably accepted"),
-              (status = 200, body = Message, description = "a retry of an accepted send: the same message"),
-              (status = 400, body = chat_protocol::http::ErrorBody), (status = 404, body = chat_protocol::http::ErrorBody),
-              (status = 429, body = chat_protocol::http::ErrorBody), (status = 503, body = chat_protocol::http::ErrorBody)))]
-pub async fn send(
-    State(messages): State<MessagesState>,
-    AuthUser(me): AuthUser,
-    Path(id): Path<ConversationId>,
-    Json(request): Json<SendMessage>,
-) -> AppResult<(StatusCode, Json<Arc<Message>>)> {
-    match messages
-        .sender
-        .send(me, id, request.client_msg_id, request.body)
-        .await?
-    {
-        Sent::New(message) => Ok((StatusCode::CREATED, Json(message))),
-        Sent::Replayed(sent) => {
-            // The original is in the log; answer with it once history has it.
-            let message = messages.history.acknowledged(sent.message_id).await?;
-            Ok((StatusCode::OK, Json(Arc::new(message))))
-        }
-    }
 }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod conversations;
+pub mod messages;
 pub mod ops;
 pub mod users;
 pub mod web;
@@ -16,7 +17,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Request, StatusCode};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use chat_protocol::{ErrorCode, UserId};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -36,7 +37,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct HttpState {
     pub auth: auth::AuthState,
     pub conversations: Arc<ConversationService>,
-    pub messages: conversations::MessagesState,
+    pub messages: messages::MessagesState,
     pub gateway: GatewayState,
     pub ops: ops::OpsState,
     pub web: web::WebDir,
@@ -93,8 +94,19 @@ fn api_routes() -> Router<HttpState> {
         )
         .route(
             "/conversations/{id}/messages",
-            get(conversations::history).post(conversations::send),
+            get(messages::history).post(messages::send),
         )
+        .route(
+            "/conversations/{id}/messages/{message_id}",
+            get(messages::get_one)
+                .patch(messages::edit)
+                .delete(messages::delete),
+        )
+        .route(
+            "/conversations/{id}/messages/{message_id}/reactions/{emoji}",
+            put(messages::react).delete(messages::unreact),
+        )
+        .route("/search", get(messages::search))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -111,7 +123,8 @@ fn api_routes() -> Router<HttpState> {
         users::me, users::search,
         conversations::create, conversations::list, conversations::get_one,
         conversations::add_members, conversations::remove_member,
-        conversations::history, conversations::send,
+        messages::history, messages::send, messages::get_one, messages::edit,
+        messages::delete, messages::react, messages::unreact, messages::search,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     modifiers(&BearerAuth),

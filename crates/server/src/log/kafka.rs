@@ -1,7 +1,7 @@
 //! The distributed message log on Apache Kafka (DESIGN.md §8).
 //!
 //! Topic `chat.messages`, keyed by conversation id so one conversation lives in one
-//! partition and has one order everywhere. Records are the [`Message`] as JSON. The
+//! partition and has one order everywhere. Records are the [`Event`] as JSON. The
 //! producer is idempotent with `acks=all`; an append returns only once the broker
 //! acknowledged it, or fails within `message.timeout.ms`, so nothing is acknowledged
 //! to a client that the log does not hold. Ids are stamped under a lock together with
@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chat_protocol::http::Message;
-use chrono::{DateTime, Utc};
+use chat_protocol::events::Event;
 use futures::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -28,7 +27,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{LogConsumer, LogError, MessageLog, NewMessage, Position};
+use super::{LogConsumer, LogError, MessageLog, NewEvent, Position, now_ms};
 use crate::snowflake::Snowflake;
 
 /// How long an append may wait for the brokers before it is refused.
@@ -295,35 +294,27 @@ impl KafkaLog {
 
 #[async_trait]
 impl MessageLog for KafkaLog {
-    async fn append(&self, new: NewMessage) -> Result<Arc<Message>, LogError> {
+    async fn append(&self, new: NewEvent) -> Result<Arc<Event>, LogError> {
         let producer = self
             .producer
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let (message, delivery) = {
+        let (event, delivery) = {
             let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-            let message = Message {
-                id: self.ids.next_id(),
-                conversation_id: new.conversation_id,
-                sender_id: new.sender_id,
-                client_msg_id: new.client_msg_id,
-                body: new.body,
-                created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
-                    .unwrap_or_default(),
-            };
-            let payload = serde_json::to_vec(&message).map_err(unavailable)?;
-            let key = message.conversation_id.to_string();
+            let event = new.stamp(self.ids.next_id(), now_ms());
+            let payload = serde_json::to_vec(&event).map_err(unavailable)?;
+            let key = event.conversation_id().to_string();
             let record = FutureRecord::to(&self.settings.topic)
                 .key(&key)
                 .payload(&payload);
             let delivery = producer
                 .send_result(record)
                 .map_err(|(error, _)| unavailable(error))?;
-            (message, delivery)
+            (event, delivery)
         };
         match delivery.await {
-            Ok(Ok(_)) => Ok(Arc::new(message)),
+            Ok(Ok(_)) => Ok(Arc::new(event)),
             Ok(Err((error, _))) => {
                 self.recover(&error);
                 Err(unavailable(error))
@@ -476,7 +467,7 @@ impl ReadPositions {
         consumer: &StreamConsumer,
         topic: &str,
         record: &impl rdkafka::message::Message,
-        out: &mut Vec<Arc<Message>>,
+        out: &mut Vec<Arc<Event>>,
     ) {
         let (partition, offset) = (record.partition(), record.offset());
         let now = Instant::now();
@@ -504,8 +495,8 @@ impl ReadPositions {
         }
         self.gaps.remove(&partition);
         self.next.insert(partition, offset + 1);
-        match record.payload().map(serde_json::from_slice::<Message>) {
-            Some(Ok(message)) => out.push(Arc::new(message)),
+        match record.payload().map(Event::decode) {
+            Some(Ok(event)) => out.push(Arc::new(event)),
             // Not ours (or corrupt): skip it rather than stall the partition.
             _ => tracing::warn!(partition, offset, "skipping an unreadable record"),
         }
@@ -514,7 +505,7 @@ impl ReadPositions {
 
 #[async_trait]
 impl LogConsumer for KafkaConsumer {
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError> {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
         let mut out = Vec::new();
         while out.is_empty() {
             match self.consumer.recv().await {
@@ -611,13 +602,17 @@ mod tests {
         let before = log.tail().await.expect("tail").0;
         let mut appended = Vec::new();
         for i in 0..4 {
-            let message = NewMessage {
+            let event = NewEvent {
                 conversation_id: chat_protocol::ConversationId(1),
-                sender_id: chat_protocol::UserId(1),
+                user_id: chat_protocol::UserId(1),
                 client_msg_id: uuid::Uuid::new_v4(),
-                body: format!("record {i}"),
+                change: super::super::Change::Post {
+                    body: format!("record {i}"),
+                    reply_to: None,
+                    mentions: Vec::new(),
+                },
             };
-            appended.push(log.append(message).await.expect("append").id);
+            appended.push(log.append(event).await.expect("append").id());
         }
         let after = log.tail().await.expect("tail").0;
         let (partition, first) = before
@@ -649,7 +644,7 @@ mod tests {
                 .await
                 .expect("the records within 10 s")
                 .expect("a batch");
-            seen.extend(batch.iter().map(|m| m.id));
+            seen.extend(batch.iter().map(|e| e.id()));
         }
         assert_eq!(seen, appended);
     }

@@ -1,9 +1,9 @@
-//! The message log: the source of truth for new messages (DESIGN.md §2).
+//! The conversation log: the source of truth for every conversation event (DESIGN.md
+//! §2): new messages, edits, deletions and reactions ([`Event`]).
 //!
-//! A send is acknowledged only after [`MessageLog::append`] returns, and from then on
-//! the message must never be lost. The log orders messages per conversation and
-//! stamps each with its Snowflake id *as it is appended*, so ids increase in log
-//! order. Consumers read it from the end (the fan-out of each node) or from a
+//! An event is acknowledged only after [`MessageLog::append`] returns, and from then
+//! on it must never be lost. The log orders events per conversation and stamps each
+//! with its Snowflake id *as it is appended*, so ids increase in log order. Consumers read it from the end (the fan-out of each node) or from a
 //! committed position (the persister).
 //!
 //! Embedded mode: [`sqlite`], an append-only table in the same SQLite file;
@@ -18,17 +18,112 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chat_protocol::http::Message;
-use chat_protocol::{ConversationId, UserId};
+use chat_protocol::events::{Event, MessageDeleted, MessageEdited, MessagePosted, ReactionChanged};
+use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// A message as the send path hands it to the log, before it has an id.
+/// An event as the send path hands it to the log, before it has an id and a time.
 #[derive(Clone, Debug)]
-pub struct NewMessage {
+pub struct NewEvent {
     pub conversation_id: ConversationId,
-    pub sender_id: UserId,
+    /// Who causes it.
+    pub user_id: UserId,
     pub client_msg_id: Uuid,
-    pub body: String,
+    pub change: Change,
+}
+
+/// What a [`NewEvent`] does.
+#[derive(Clone, Debug)]
+pub enum Change {
+    Post {
+        body: String,
+        reply_to: Option<MessageId>,
+        mentions: Vec<UserId>,
+    },
+    Edit {
+        message_id: MessageId,
+        body: String,
+        mentions: Vec<UserId>,
+    },
+    Delete {
+        message_id: MessageId,
+    },
+    React {
+        message_id: MessageId,
+        emoji: String,
+        on: bool,
+    },
+}
+
+impl NewEvent {
+    /// The event with the id and time the log gave it. `at` is whole milliseconds,
+    /// as stored, so the ack and history agree.
+    pub fn stamp(self, id: MessageId, at: DateTime<Utc>) -> Event {
+        let NewEvent {
+            conversation_id,
+            user_id,
+            client_msg_id,
+            change,
+        } = self;
+        match change {
+            Change::Post {
+                body,
+                reply_to,
+                mentions,
+            } => Event::Message(MessagePosted {
+                id,
+                conversation_id,
+                sender_id: user_id,
+                client_msg_id,
+                body,
+                reply_to,
+                mentions,
+                created_at: at,
+            }),
+            Change::Edit {
+                message_id,
+                body,
+                mentions,
+            } => Event::Edit(MessageEdited {
+                id,
+                conversation_id,
+                message_id,
+                user_id,
+                client_msg_id,
+                body,
+                mentions,
+                at,
+            }),
+            Change::Delete { message_id } => Event::Delete(MessageDeleted {
+                id,
+                conversation_id,
+                message_id,
+                user_id,
+                client_msg_id,
+                at,
+            }),
+            Change::React {
+                message_id,
+                emoji,
+                on,
+            } => Event::Reaction(ReactionChanged {
+                id,
+                conversation_id,
+                message_id,
+                user_id,
+                client_msg_id,
+                emoji,
+                on,
+                at,
+            }),
+        }
+    }
+}
+
+/// Now, in whole milliseconds (what the stores keep).
+pub fn now_ms() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default()
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -58,9 +153,15 @@ impl Position {
 
 #[async_trait]
 pub trait MessageLog: Send + Sync {
-    /// Appends durably and returns the message as stored, with its id.
-    async fn append(&self, message: NewMessage) -> Result<Arc<Message>, LogError>;
-    /// The position just past the last appended message.
+    /// Appends durably and returns the event as stored, with its id.
+    async fn append(&self, event: NewEvent) -> Result<Arc<Event>, LogError>;
+    /// Drops the bodies of a deleted message (its post and its edits) from the
+    /// records the log keeps, where the log can rewrite them; Kafka cannot, and
+    /// keeps records for the topic's retention.
+    async fn redact(&self, _messages: &[MessageId]) -> Result<(), LogError> {
+        Ok(())
+    }
+    /// The position just past the last appended event.
     async fn tail(&self) -> Result<Position, LogError>;
     /// A consumer that starts at the end of the log.
     async fn consume_from_end(&self) -> Result<Box<dyn LogConsumer>, LogError>;
@@ -81,8 +182,8 @@ pub trait MessageLog: Send + Sync {
 
 #[async_trait]
 pub trait LogConsumer: Send {
-    /// Waits for the next messages, in log order, at most `max` of them.
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError>;
+    /// Waits for the next events, in log order, at most `max` of them.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError>;
     /// Records that everything returned so far is processed.
     async fn commit(&mut self) -> Result<(), LogError>;
 }

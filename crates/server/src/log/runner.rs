@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_protocol::http::Message;
+use chat_protocol::events::Event;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -33,7 +33,7 @@ pub struct Retry(pub String);
 pub trait Handler: Send {
     /// Processes a batch, in log order. Returning [`Retry`] gets the same batch again
     /// after a pause; the position moves on only after `Ok`.
-    async fn handle(&mut self, batch: &[Arc<Message>]) -> Result<(), Retry>;
+    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Retry>;
 }
 
 /// How a consumer runs.
@@ -141,7 +141,7 @@ async fn next_batch(
     log: &dyn MessageLog,
     settings: Settings,
     consumer: &mut dyn LogConsumer,
-) -> Result<Option<Vec<Arc<Message>>>, String> {
+) -> Result<Option<Vec<Arc<Event>>>, String> {
     let Start::Group(group) = settings.start else {
         return consumer
             .next_batch(settings.max_batch)
@@ -167,7 +167,7 @@ async fn stalled(log: &dyn MessageLog, group: &str) -> bool {
 /// Offers the batch until the handler takes it; false if the server stopped first.
 async fn handle_until_done(
     handler: &mut impl Handler,
-    batch: &[Arc<Message>],
+    batch: &[Arc<Event>],
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     loop {

@@ -1,5 +1,6 @@
-//! The embedded message log: rows of the `message_log` table, whose rowid is the
-//! offset. One writer task takes appends from a channel and commits them in batches
+//! The embedded conversation log: rows of the `conversation_log` table, whose rowid
+//! is the offset and whose `record` is the event as JSON (the same JSON as a Kafka
+//! record). One writer task takes appends from a channel and commits them in batches
 //! (group commit), stamping ids in commit order, then wakes the consumers with the
 //! committed batch. Consumers read live batches from a broadcast channel and fall
 //! back to the table whenever they are behind it (start, lag, restart), so they see
@@ -9,16 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use chat_protocol::http::Message;
-use chrono::{SubsecRound, Utc};
+use chat_protocol::MessageId;
+use chat_protocol::events::Event;
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{LogConsumer, LogError, MessageLog, NewMessage, Position};
-use crate::database::sqlite::{MESSAGE_COLUMNS, SqlitePools, message_of};
+use super::{LogConsumer, LogError, MessageLog, NewEvent, Position, now_ms};
+use crate::database::sqlite::SqlitePools;
 use crate::snowflake::Snowflake;
 
-/// A row offset in `message_log` (rowids start at 1).
+/// A row offset in `conversation_log` (rowids start at 1).
 type Offset = u64;
 
 const MAX_BATCH: usize = 512;
@@ -27,14 +28,14 @@ const MAX_BATCH: usize = 512;
 #[derive(Clone)]
 struct Committed {
     first: Offset,
-    messages: Arc<[Arc<Message>]>,
+    events: Arc<[Arc<Event>]>,
 }
 
 /// Where an append's outcome goes.
-type Reply = oneshot::Sender<Result<Arc<Message>, LogError>>;
+type Reply = oneshot::Sender<Result<Arc<Event>, LogError>>;
 
 struct Append {
-    message: NewMessage,
+    event: NewEvent,
     reply: Reply,
 }
 
@@ -48,7 +49,7 @@ pub struct SqliteLog {
 
 impl SqliteLog {
     pub async fn open(pools: SqlitePools, ids: Arc<Snowflake>) -> Result<Self, LogError> {
-        let last: Option<i64> = sqlx::query("SELECT MAX(log_offset) AS last FROM message_log")
+        let last: Option<i64> = sqlx::query("SELECT MAX(log_offset) AS last FROM conversation_log")
             .fetch_one(&pools.write)
             .await
             .map_err(unavailable)?
@@ -100,11 +101,11 @@ impl SqliteLog {
 
 #[async_trait]
 impl MessageLog for SqliteLog {
-    async fn append(&self, message: NewMessage) -> Result<Arc<Message>, LogError> {
+    async fn append(&self, event: NewEvent) -> Result<Arc<Event>, LogError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || LogError::Unavailable("the log writer has stopped".into());
         self.appends
-            .send(Append { message, reply })
+            .send(Append { event, reply })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -112,6 +113,30 @@ impl MessageLog for SqliteLog {
 
     async fn tail(&self) -> Result<Position, LogError> {
         Ok(Position::single(self.tail.load(Ordering::Acquire) as i64))
+    }
+
+    /// Rewrites the records of the deleted messages' posts and edits with an empty
+    /// body, so the file keeps no deleted text (the persister has stored the
+    /// deletion by then; nothing reads these bodies again).
+    async fn redact(&self, messages: &[MessageId]) -> Result<(), LogError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut query = QueryBuilder::new(
+            "UPDATE conversation_log SET record = json_set(record, '$.body', '')
+             WHERE json_extract(record, '$.type') IN ('message', 'edit') AND message_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for id in messages {
+            ids.push_bind(id.0);
+        }
+        query.push(")");
+        query
+            .build()
+            .execute(&self.pools.write)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn committed(&self, group: &str) -> Result<Position, LogError> {
@@ -159,18 +184,18 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (replies, messages) = stamp(&ids, &mut batch);
+        let (replies, events) = stamp(&ids, &mut batch);
         let first = tail.load(Ordering::Acquire);
-        match insert(&pool, first, &messages).await {
+        match insert(&pool, first, &events).await {
             Ok(()) => {
-                tail.store(first + messages.len() as u64, Ordering::Release);
-                for (reply, message) in replies.into_iter().zip(messages.iter()) {
-                    let _ = reply.send(Ok(message.clone()));
+                tail.store(first + events.len() as u64, Ordering::Release);
+                for (reply, event) in replies.into_iter().zip(events.iter()) {
+                    let _ = reply.send(Ok(event.clone()));
                 }
                 // No receivers is fine: consumers catch up from the table.
                 let _ = committed.send(Committed {
                     first,
-                    messages: messages.into(),
+                    events: events.into(),
                 });
             }
             Err(error) => {
@@ -183,46 +208,44 @@ async fn write_batches(
     }
 }
 
-/// Gives each queued append its id and time, moving its body into the message
+/// Gives each queued append its id and time, moving its body into the event
 /// (shared from here on, never copied).
-fn stamp(ids: &Snowflake, batch: &mut Vec<Append>) -> (Vec<Reply>, Vec<Arc<Message>>) {
+fn stamp(ids: &Snowflake, batch: &mut Vec<Append>) -> (Vec<Reply>, Vec<Arc<Event>>) {
     batch
         .drain(..)
-        .map(|Append { message, reply }| {
-            let stamped = Message {
-                id: ids.next_id(),
-                conversation_id: message.conversation_id,
-                sender_id: message.sender_id,
-                client_msg_id: message.client_msg_id,
-                body: message.body,
-                // Stored in milliseconds: stamp it so, or the ack and the history
-                // would disagree about the same message.
-                created_at: Utc::now().trunc_subsecs(3),
-            };
-            (reply, Arc::new(stamped))
-        })
+        .map(|Append { event, reply }| (reply, Arc::new(event.stamp(ids.next_id(), now_ms()))))
         .unzip()
 }
+
+/// Rows per INSERT: SQLite binds at most 32,766 parameters.
+const ROWS_PER_INSERT: usize = 1_000;
 
 async fn insert(
     pool: &SqlitePool,
     first: Offset,
-    messages: &[Arc<Message>],
+    events: &[Arc<Event>],
 ) -> Result<(), sqlx::Error> {
+    let records = events
+        .iter()
+        .map(|event| serde_json::to_string(event.as_ref()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(e.into()))?;
     let mut tx = pool.begin().await?;
-    for (chunk_index, chunk) in messages.chunks(1_000).enumerate() {
-        let base = first + (chunk_index * 1_000) as u64;
-        let mut query = QueryBuilder::new(format!(
-            "INSERT INTO message_log (log_offset, {MESSAGE_COLUMNS}) "
-        ));
-        query.push_values(chunk.iter().enumerate(), |mut row, (i, m)| {
-            row.push_bind((base + i as u64) as i64)
-                .push_bind(m.id.0)
-                .push_bind(m.conversation_id.0)
-                .push_bind(m.sender_id.0)
-                .push_bind(m.client_msg_id.to_string())
-                .push_bind(m.body.as_str())
-                .push_bind(m.created_at.timestamp_millis());
+    for (chunk_index, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
+        let base = chunk_index * ROWS_PER_INSERT;
+        let mut query = QueryBuilder::new(
+            "INSERT INTO conversation_log (log_offset, id, conversation_id, user_id, \
+             client_msg_id, message_id, created_at, record) ",
+        );
+        query.push_values(chunk.iter().enumerate(), |mut row, (i, e)| {
+            row.push_bind((first + (base + i) as u64) as i64)
+                .push_bind(e.id().0)
+                .push_bind(e.conversation_id().0)
+                .push_bind(e.user_id().0)
+                .push_bind(e.client_msg_id().to_string())
+                .push_bind(e.message_id().0)
+                .push_bind(e.at().timestamp_millis())
+                .push_bind(records[base + i].as_str());
         });
         query.build().execute(&mut *tx).await?;
     }
@@ -236,15 +259,15 @@ struct SqliteConsumer {
     next: Offset,
     group: Option<String>,
     /// Records read but not yet returned (a live batch larger than `max`).
-    pending: Vec<Arc<Message>>,
+    pending: Vec<Arc<Event>>,
 }
 
 impl SqliteConsumer {
-    async fn read_table(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM message_log
-             WHERE log_offset >= ? ORDER BY log_offset LIMIT ?"
-        ))
+    async fn read_table(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
+        let rows = sqlx::query(
+            "SELECT log_offset, record FROM conversation_log
+             WHERE log_offset >= ? ORDER BY log_offset LIMIT ?",
+        )
         .bind(self.next as i64)
         .bind(max as i64)
         .fetch_all(&self.pools.read)
@@ -254,11 +277,19 @@ impl SqliteConsumer {
         // A record that does not decode would stall every consumer behind it.
         Ok(rows
             .iter()
-            .filter_map(|row| match message_of(row) {
-                Ok(message) => Some(Arc::new(message)),
-                Err(error) => {
-                    tracing::error!(%error, "skipping an unreadable log record");
-                    None
+            .filter_map(|row| {
+                let record: Result<String, _> = row.try_get("record");
+                match record.map(|r| Event::decode(r.as_bytes())) {
+                    Ok(Ok(event)) => Some(Arc::new(event)),
+                    Ok(Err(error)) => {
+                        let offset: Option<i64> = row.try_get("log_offset").ok();
+                        tracing::error!(%error, ?offset, "skipping an unreadable log record");
+                        None
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "skipping an unreadable log record");
+                        None
+                    }
                 }
             })
             .collect())
@@ -267,7 +298,7 @@ impl SqliteConsumer {
 
 #[async_trait]
 impl LogConsumer for SqliteConsumer {
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Message>>, LogError> {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
         let max = max.max(1);
         if !self.pending.is_empty() {
             let take = self.pending.len().min(max);
@@ -330,13 +361,13 @@ impl LogConsumer for SqliteConsumer {
 impl SqliteConsumer {
     /// Takes the part of a live batch at or after `next`; a batch that starts past
     /// `next` means records were missed, so they are read from the table instead.
-    fn take_live(&mut self, batch: Committed, max: usize) -> Option<Vec<Arc<Message>>> {
-        let end = batch.first + batch.messages.len() as u64;
+    fn take_live(&mut self, batch: Committed, max: usize) -> Option<Vec<Arc<Event>>> {
+        let end = batch.first + batch.events.len() as u64;
         if end <= self.next || batch.first > self.next {
             return None;
         }
         let skip = (self.next - batch.first) as usize;
-        let fresh = &batch.messages[skip..];
+        let fresh = &batch.events[skip..];
         self.next = end;
         if fresh.len() <= max {
             Some(fresh.to_vec())
@@ -355,14 +386,15 @@ pub struct AcknowledgedSend {
     pub created_at_ms: i64,
 }
 
-/// The sends acknowledged since `since_ms`, so their keys can be remembered again
+/// The events acknowledged since `since_ms`, so their keys can be remembered again
 /// after a restart (a retry must still be recognized).
 pub async fn acknowledged_since(
     pools: &SqlitePools,
     since_ms: i64,
 ) -> Result<Vec<AcknowledgedSend>, LogError> {
     let rows = sqlx::query(
-        "SELECT id, conversation_id, sender_id, client_msg_id, created_at FROM message_log WHERE created_at > ?",
+        "SELECT id, conversation_id, user_id, client_msg_id, message_id, created_at
+         FROM conversation_log WHERE created_at > ?",
     )
     .bind(since_ms)
     .fetch_all(&pools.read)
@@ -375,11 +407,12 @@ pub async fn acknowledged_since(
                 return Ok(None);
             };
             Ok(Some(AcknowledgedSend {
-                sender: chat_protocol::UserId(row.try_get("sender_id")?),
+                sender: chat_protocol::UserId(row.try_get("user_id")?),
                 client_msg_id,
                 sent: crate::cache::SentMessage {
-                    message_id: chat_protocol::MessageId(row.try_get("id")?),
+                    message_id: MessageId(row.try_get("message_id")?),
                     conversation_id: chat_protocol::ConversationId(row.try_get("conversation_id")?),
+                    event_id: MessageId(row.try_get("id")?),
                 },
                 created_at_ms: row.try_get("created_at")?,
             }))

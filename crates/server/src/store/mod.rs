@@ -16,11 +16,15 @@ mod sql;
 pub mod sqlite;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use chat_protocol::http::{ConversationKind, Message, User};
+use chat_protocol::events::Event;
+use chat_protocol::http::{ConversationKind, Message, Reaction, User};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
+
+use crate::search::SearchTerms;
 
 /// Why a store could not do what it was asked.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -112,6 +116,10 @@ pub trait Conversations: Send + Sync {
     async fn remove_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool>;
     /// Everyone who shares a conversation with `user`, `user` excluded.
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    /// Whether `user` administers the group `id`.
+    async fn is_admin(&self, _id: ConversationId, _user: UserId) -> StoreResult<bool> {
+        Ok(false)
+    }
 }
 
 #[async_trait]
@@ -134,18 +142,46 @@ pub struct ActivityQuery {
     pub last_read: Option<MessageId>,
 }
 
-/// The last message of a conversation and the reader's unread count there.
+/// The last message of a conversation and the reader's unread counts there.
 #[derive(Clone, Debug, Default)]
 pub struct ConversationActivity {
     pub last_message: Option<Message>,
     pub unread_count: u32,
+    /// Unread messages that mention the reader.
+    pub unread_mentions: u32,
 }
 
+/// One step of a `sync` replay.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Replay {
+    /// A message posted after the cursor, as it is now.
+    Message(Message),
+    /// An edit, deletion or reaction of a message posted before the cursor.
+    Change(Event),
+}
+
+impl Replay {
+    pub fn id(&self) -> MessageId {
+        match self {
+            Replay::Message(m) => m.id,
+            Replay::Change(e) => e.id(),
+        }
+    }
+}
+
+/// Messages as history holds them: each message's current state, the events `sync`
+/// replays, reactions, mentions and the search index. The persister is the only
+/// writer ([`MessageStore::apply`]).
+///
+/// Reactions come with `me` false: who is reading is the caller's business.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    /// Stores messages; a message whose id is already stored is skipped, so a batch
-    /// replayed after a crash changes nothing.
-    async fn store(&self, messages: &[std::sync::Arc<Message>]) -> StoreResult<()>;
+    /// Applies events in log order, each once: an event whose id was applied before
+    /// changes nothing, so a batch replayed after a crash is harmless. An edit
+    /// applies only over an older edit, a reaction only over an older change of the
+    /// same reaction, and nothing applies to a deleted message; a deletion drops the
+    /// body, the mentions, the reactions, the index entry and the message's edits.
+    async fn apply(&self, events: &[Arc<Event>]) -> StoreResult<()>;
     /// Newest first: at most `limit` messages with `after < id < before`.
     async fn history(
         &self,
@@ -154,16 +190,86 @@ pub trait MessageStore: Send + Sync {
         after: Option<MessageId>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
-    /// Oldest first: at most `limit` messages of these conversations with id > `since`.
+    /// Oldest first, at most `limit` steps with id > `after` of these conversations:
+    /// messages posted after `since` (as they are now), and changes after `after` of
+    /// messages posted at or before `since`. `after` ≥ `since` pages the replay.
     async fn since(
         &self,
         conversations: &[ConversationId],
         since: MessageId,
+        after: MessageId,
+        limit: u32,
+    ) -> StoreResult<Vec<Replay>>;
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// For each query, in the same order: the conversation's last message, how many
+    /// messages from others are newer than the reader's marker and how many of those
+    /// mention the reader. One round trip however many queries.
+    async fn activity(&self, queries: &[ActivityQuery]) -> StoreResult<Vec<ConversationActivity>>;
+    /// Newest first: at most `limit` live messages of `conversations` older than
+    /// `before` that contain every term.
+    async fn search(
+        &self,
+        conversations: &[ConversationId],
+        terms: &SearchTerms,
+        before: Option<MessageId>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
-    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
-    /// For each query, in the same order: the conversation's last message and how
-    /// many messages from others are newer than the reader's marker. One round trip
-    /// however many queries.
-    async fn activity(&self, queries: &[ActivityQuery]) -> StoreResult<Vec<ConversationActivity>>;
+}
+
+/// Groups `(message, emoji, user)` rows, in the order the reactions were made, into
+/// each message's summary: one entry per emoji, in the order each was first used.
+pub fn summarize_reactions(
+    rows: impl IntoIterator<Item = (MessageId, String, UserId)>,
+) -> HashMap<MessageId, Vec<Reaction>> {
+    let mut out: HashMap<MessageId, Vec<Reaction>> = HashMap::new();
+    for (message, emoji, user) in rows {
+        let reactions = out.entry(message).or_default();
+        match reactions.iter_mut().find(|r| r.emoji == emoji) {
+            Some(reaction) => {
+                reaction.user_ids.push(user);
+                reaction.count += 1;
+            }
+            None => reactions.push(Reaction {
+                emoji,
+                count: 1,
+                me: false,
+                user_ids: vec![user],
+            }),
+        }
+    }
+    out
+}
+
+/// Fills in each message's reactions from a summary.
+pub fn attach_reactions(
+    messages: &mut [Message],
+    mut reactions: HashMap<MessageId, Vec<Reaction>>,
+) {
+    for message in messages {
+        if let Some(summary) = reactions.remove(&message.id) {
+            message.reactions = summary;
+        }
+    }
+}
+
+/// Merges two id-ordered lists into one, keeping the first `limit`.
+pub fn merge_replay(messages: Vec<Message>, changes: Vec<Event>, limit: usize) -> Vec<Replay> {
+    let mut out = Vec::with_capacity(limit.min(messages.len() + changes.len()));
+    let mut messages = messages.into_iter().peekable();
+    let mut changes = changes.into_iter().peekable();
+    while out.len() < limit {
+        let take_message = match (messages.peek(), changes.peek()) {
+            (Some(m), Some(c)) => m.id < c.id(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_message {
+            messages.next().map(Replay::Message)
+        } else {
+            changes.next().map(Replay::Change)
+        };
+        out.extend(next);
+    }
+    out
 }

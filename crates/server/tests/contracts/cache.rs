@@ -80,6 +80,7 @@ async fn a_send_is_claimed_once_and_remembered_when_acknowledged(
     let sent = SentMessage {
         message_id: MessageId(42),
         conversation_id: ConversationId(9),
+        event_id: MessageId(43),
     };
     c.keys.complete(user, key, sent).await?;
     assert_eq!(c.keys.claim(user, key).await?, Claim::Done(sent));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chat_server::log::kafka::KafkaLog;
-use chat_server::log::{LogConsumer, MessageLog, NewMessage};
+use chat_server::log::{Change, LogConsumer, MessageLog, NewEvent};
 use chat_server::snowflake::Snowflake;
 use chat_test_support::broker::Broker;
 use uuid::Uuid;
@@ -27,12 +27,16 @@ crate::contract!(
     ]
 );
 
-fn message(conversation: i64, body: &str) -> NewMessage {
-    NewMessage {
+fn message(conversation: i64, body: &str) -> NewEvent {
+    NewEvent {
         conversation_id: ConversationId(conversation),
-        sender_id: UserId(1),
+        user_id: UserId(1),
         client_msg_id: Uuid::new_v4(),
-        body: body.to_owned(),
+        change: Change::Post {
+            body: body.to_owned(),
+            reply_to: None,
+            mentions: Vec::new(),
+        },
     }
 }
 
@@ -46,7 +50,7 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 async fn read_at_least(
     consumer: &mut Box<dyn LogConsumer>,
     count: usize,
-) -> anyhow::Result<Vec<Arc<chat_protocol::http::Message>>> {
+) -> anyhow::Result<Vec<Arc<chat_protocol::events::Event>>> {
     let mut seen = Vec::new();
     while seen.len() < count {
         seen.extend(within("a batch", consumer.next_batch(count - seen.len())).await?);
@@ -69,9 +73,9 @@ async fn appends_are_ordered_per_conversation_and_a_group_resumes_after_its_comm
     let mut per_conversation: BTreeMap<ConversationId, Vec<MessageId>> = BTreeMap::new();
     for m in &seen {
         per_conversation
-            .entry(m.conversation_id)
+            .entry(m.conversation_id())
             .or_default()
-            .push(m.id);
+            .push(m.id());
     }
     for ids in per_conversation.values() {
         assert!(
@@ -99,9 +103,9 @@ async fn appends_are_ordered_per_conversation_and_a_group_resumes_after_its_comm
     drop(group);
     let mut resumed = within("second group consumer", log.consume_as("contract-group")).await?;
     let rest = read_at_least(&mut resumed, appended.len() - first.len()).await?;
-    let mut all: Vec<_> = first.iter().chain(&rest).map(|m| m.id).collect();
+    let mut all: Vec<_> = first.iter().chain(&rest).map(|m| m.id()).collect();
     all.sort();
-    let mut want: Vec<_> = appended.iter().map(|m| m.id).collect();
+    let mut want: Vec<_> = appended.iter().map(|m| m.id()).collect();
     want.sort();
     assert_eq!(all, want, "nothing lost or repeated across the handover");
     assert!(
@@ -134,7 +138,7 @@ async fn consumers_miss_nothing_when_several_producers_append_to_one_conversatio
                 let mut ids = Vec::new();
                 for i in 0..EACH {
                     let appended = log.append(message(7, &format!("t{task} m{i}"))).await;
-                    ids.push(appended.expect("a healthy log takes appends").id);
+                    ids.push(appended.expect("a healthy log takes appends").id());
                 }
                 ids
             });
@@ -176,8 +180,8 @@ async fn read_until_all(
             tokio::time::timeout(Duration::from_millis(500), consumer.next_batch(1024)).await
         {
             for m in batch {
-                have.insert(m.id);
-                seen.push(m.id);
+                have.insert(m.id());
+                seen.push(m.id());
             }
         }
     }

@@ -15,6 +15,7 @@
 //! going away) is tested beside the suites, in `redis_cluster` and `log`.
 
 mod cache;
+mod events;
 mod fixtures;
 mod log;
 mod redis_cluster;

@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use chat_protocol::events::{Event, MessagePosted};
 use chat_protocol::http::{ConversationKind, Message};
 use chat_protocol::{ConversationId, MessageId, UserId};
-use chat_server::store::{ActivityQuery, CreateUserError, StoreError};
+use chat_server::store::{ActivityQuery, CreateUserError, Replay, StoreError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -39,17 +40,32 @@ fn at_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-/// A message with a Snowflake-shaped id: `seq` orders it.
-fn message(conversation: ConversationId, sender: UserId, seq: i64) -> Arc<Message> {
+/// The id of the event numbered `seq`, Snowflake-shaped: `seq` orders it.
+fn id_at(seq: i64) -> MessageId {
     let ms = 1_700_000_000_000 + seq;
-    Arc::new(Message {
-        id: MessageId((ms << 22) | (seq & 0xfff)),
+    MessageId((ms << 22) | (seq & 0xfff))
+}
+
+/// A posted message whose id `seq` orders.
+fn message(conversation: ConversationId, sender: UserId, seq: i64) -> Arc<Event> {
+    Arc::new(Event::Message(MessagePosted {
+        id: id_at(seq),
         conversation_id: conversation,
         sender_id: sender,
         body: format!("message {seq}"),
         client_msg_id: Uuid::new_v4(),
-        created_at: at_ms(ms),
-    })
+        reply_to: None,
+        mentions: Vec::new(),
+        created_at: at_ms(1_700_000_000_000 + seq),
+    }))
+}
+
+/// A post as history shows it before any change.
+fn stored(event: &Arc<Event>) -> Message {
+    match event.as_ref() {
+        Event::Message(posted) => Message::posted(posted),
+        other => panic!("not a post: {other:?}"),
+    }
 }
 
 fn ids_of(users: &[chat_protocol::http::User]) -> Vec<UserId> {
@@ -257,7 +273,7 @@ async fn activity_has_the_last_message_and_unread_from_others(
     let messages: Vec<_> = (0..6)
         .map(|seq| message(busy, if seq % 2 == 0 { a } else { b }, seq))
         .collect();
-    s.history.store(&messages).await?;
+    s.history.apply(&messages).await?;
 
     // a read up to message 1: of 2..=5, b sent 3 and 5.
     let query = |conversation, reader, last_read| ActivityQuery {
@@ -267,9 +283,15 @@ async fn activity_has_the_last_message_and_unread_from_others(
     };
     let activity = s
         .history
-        .activity(&[query(busy, a, Some(messages[1].id)), query(quiet, a, None)])
+        .activity(&[
+            query(busy, a, Some(messages[1].id())),
+            query(quiet, a, None),
+        ])
         .await?;
-    assert_eq!(activity[0].last_message.as_ref(), Some(&*messages[5]));
+    assert_eq!(
+        activity[0].last_message.as_ref(),
+        Some(&stored(&messages[5]))
+    );
     assert_eq!(activity[0].unread_count, 2);
     assert_eq!(activity[1].last_message, None);
     assert_eq!(activity[1].unread_count, 0);
@@ -292,7 +314,7 @@ async fn activity_is_asked_for_many_readers_at_once(s: &StorePorts) -> anyhow::R
     everyone.extend(&readers);
     let group = s.conversations.create_group("big", &everyone).await?;
     let messages: Vec<_> = (0..10).map(|seq| message(group, sender, seq)).collect();
-    s.history.store(&messages).await?;
+    s.history.apply(&messages).await?;
     // Reader i has read up to message i % 10, so 9 - i % 10 are unread.
     let queries: Vec<ActivityQuery> = readers
         .iter()
@@ -300,7 +322,7 @@ async fn activity_is_asked_for_many_readers_at_once(s: &StorePorts) -> anyhow::R
         .map(|(i, reader)| ActivityQuery {
             conversation: group,
             reader: *reader,
-            last_read: Some(messages[i % 10].id),
+            last_read: Some(messages[i % 10].id()),
         })
         .collect();
     let activity = s.history.activity(&queries).await?;
@@ -313,7 +335,7 @@ async fn activity_is_asked_for_many_readers_at_once(s: &StorePorts) -> anyhow::R
         assert_eq!(answer.unread_count, 9 - (i % 10) as u32, "reader {i}");
         assert_eq!(
             answer.last_message.as_ref().map(|m| m.id),
-            Some(messages[9].id)
+            Some(messages[9].id())
         );
     }
     Ok(())
@@ -324,19 +346,19 @@ async fn storing_the_same_batch_twice_stores_it_once(s: &StorePorts) -> anyhow::
     let b = user(s, "b").await?;
     let (conversation, _) = s.conversations.direct_conversation(a, b).await?;
     let batch: Vec<_> = (0..50).map(|seq| message(conversation, a, seq)).collect();
-    s.history.store(&batch).await?;
-    s.history.store(&batch).await?;
+    s.history.apply(&batch).await?;
+    s.history.apply(&batch).await?;
     // A replay overlapping the end of the last batch adds only what is new.
     let overlap: Vec<_> = (40..60).map(|seq| message(conversation, a, seq)).collect();
-    s.history.store(&overlap).await?;
-    s.history.store(&[]).await?;
+    s.history.apply(&overlap).await?;
+    s.history.apply(&[]).await?;
 
-    let stored = s.history.history(conversation, None, None, 100).await?;
-    assert_eq!(stored.len(), 60);
+    let kept = s.history.history(conversation, None, None, 100).await?;
+    assert_eq!(kept.len(), 60);
     // The first write of an id wins; nothing was overwritten.
     assert_eq!(
-        s.history.message(batch[45].id).await?.as_ref(),
-        Some(&*batch[45])
+        s.history.message(batch[45].id()).await?.as_ref(),
+        Some(&stored(&batch[45]))
     );
     assert!(s.history.message(MessageId(1)).await?.is_none());
     Ok(())
@@ -356,10 +378,10 @@ async fn history_pages_through_ten_thousand_messages_without_gaps(
         .collect();
     // Stored out of order, in persister-sized batches, beside another conversation.
     for batch in all.chunks(1_000).rev() {
-        s.history.store(batch).await?;
+        s.history.apply(batch).await?;
     }
     s.history
-        .store(&[message(other, a, TOTAL + 1), message(other, b, 5_000)])
+        .apply(&[message(other, a, TOTAL + 1), message(other, b, 5_000)])
         .await?;
 
     let mut seen = Vec::with_capacity(all.len());
@@ -375,7 +397,7 @@ async fn history_pages_through_ten_thousand_messages_without_gaps(
         before = page.last().map(|m| m.id);
         seen.extend(page);
     }
-    let newest_first: Vec<Message> = all.iter().rev().map(|m| (**m).clone()).collect();
+    let newest_first: Vec<Message> = all.iter().rev().map(stored).collect();
     assert!(
         seen == newest_first,
         "pages are newest first, without gaps or duplicates"
@@ -384,32 +406,51 @@ async fn history_pages_through_ten_thousand_messages_without_gaps(
     // `after` bounds from below; with `before` it is a window.
     let newest = s
         .history
-        .history(conversation, None, Some(all[9_899].id), PAGE)
+        .history(conversation, None, Some(all[9_899].id()), PAGE)
         .await?;
     assert_eq!(newest, newest_first[..100].to_vec());
     let window = s
         .history
-        .history(conversation, Some(all[20].id), Some(all[10].id), PAGE)
+        .history(conversation, Some(all[20].id()), Some(all[10].id()), PAGE)
         .await?;
-    let expected: Vec<Message> = all[11..20].iter().rev().map(|m| (**m).clone()).collect();
+    let expected: Vec<Message> = all[11..20].iter().rev().map(stored).collect();
     assert_eq!(window, expected);
 
     // `since` replays oldest first across conversations.
     let replay = s
         .history
-        .since(&[conversation], all[4_999].id, PAGE)
+        .since(&[conversation], all[4_999].id(), all[4_999].id(), PAGE)
         .await?;
-    let expected: Vec<Message> = all[5_000..5_100].iter().map(|m| (**m).clone()).collect();
+    let expected: Vec<Replay> = all[5_000..5_100]
+        .iter()
+        .map(|m| Replay::Message(stored(m)))
+        .collect();
     assert_eq!(replay, expected);
     let replay = s
         .history
-        .since(&[conversation, other], all[TOTAL as usize - 2].id, PAGE)
+        .since(
+            &[conversation, other],
+            all[TOTAL as usize - 2].id(),
+            MessageId(0),
+            PAGE,
+        )
         .await?;
     assert_eq!(
-        replay.iter().map(|m| m.conversation_id).collect::<Vec<_>>(),
+        replay
+            .iter()
+            .map(|step| match step {
+                Replay::Message(m) => m.conversation_id,
+                Replay::Change(e) => e.conversation_id(),
+            })
+            .collect::<Vec<_>>(),
         vec![conversation, other]
     );
-    assert!(s.history.since(&[], MessageId(0), PAGE).await?.is_empty());
+    assert!(
+        s.history
+            .since(&[], MessageId(0), MessageId(0), PAGE)
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 

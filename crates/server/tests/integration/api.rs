@@ -517,6 +517,7 @@ async fn http_send_returns_the_message_with_a_string_snowflake_id() {
         .post(
             &format!("/conversations/{}/messages", conversation.id),
             &SendMessage {
+                reply_to: None,
                 client_msg_id,
                 body: "hello, bob".into(),
             },
@@ -653,6 +654,7 @@ async fn history_of_an_unknown_conversation_is_not_found() {
         .post(
             &format!("/conversations/{unknown}/messages"),
             &SendMessage {
+                reply_to: None,
                 client_msg_id: Uuid::new_v4(),
                 body: "anyone?".into(),
             },
@@ -696,6 +698,7 @@ async fn every_api_endpoint_requires_authentication() {
             .post(
                 &format!("/conversations/{id}/messages"),
                 &SendMessage {
+                    reply_to: None,
                     client_msg_id: Uuid::new_v4(),
                     body: "sneaky".into(),
                 },

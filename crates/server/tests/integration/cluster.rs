@@ -258,6 +258,7 @@ impl Recorder {
                     .insert(message.id);
             }
             ServerFrame::Ack {
+                event_id: _,
                 client_msg_id,
                 message_id,
                 conversation_id,
@@ -335,6 +336,7 @@ pub async fn drive(
         recorder
             .ws
             .send(&ClientFrame::Send {
+                reply_to: None,
                 conversation_id,
                 client_msg_id,
                 body,
@@ -375,6 +377,7 @@ pub async fn post_message(
     api.post(
         &format!("/conversations/{conversation}/messages"),
         &SendMessage {
+            reply_to: None,
             client_msg_id,
             body: body.to_owned(),
         },

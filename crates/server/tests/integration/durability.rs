@@ -256,6 +256,7 @@ async fn every_send_acknowledged_during_shutdown_is_kept() {
     // Many sends in flight, then SIGTERM: whatever was acknowledged must be kept.
     for i in 0..100 {
         let frame = ClientFrame::Send {
+            reply_to: None,
             conversation_id: conversation,
             client_msg_id: uuid::Uuid::new_v4(),
             body: format!("in flight {i}"),

@@ -98,6 +98,7 @@ async fn keep_sending(
         let conversation_id = conversations[i % conversations.len()];
         let client_msg_id = Uuid::new_v4();
         let frame = ClientFrame::Send {
+            reply_to: None,
             conversation_id,
             client_msg_id,
             body: format!("{name} #{i}"),

@@ -135,6 +135,7 @@ async fn an_unknown_frame_type_or_missing_fields_get_invalid_frame() {
 async fn a_binary_frame_gets_invalid_frame() {
     let mut p = pair().await;
     let frame = serde_json::to_vec(&ClientFrame::Send {
+        reply_to: None,
         conversation_id: p.conversation,
         client_msg_id: Uuid::new_v4(),
         body: "smuggled in binary".into(),
@@ -151,6 +152,7 @@ async fn a_binary_frame_gets_invalid_frame() {
 async fn an_oversized_frame_closes_the_connection_with_1009() {
     let mut p = pair().await;
     let frame = serde_json::to_string(&ClientFrame::Send {
+        reply_to: None,
         conversation_id: p.conversation,
         client_msg_id: Uuid::new_v4(),
         body: "x".repeat(MAX_FRAME_BYTES + 1),
@@ -170,6 +172,7 @@ async fn a_frame_just_under_the_size_limit_is_not_closed() {
     let mut p = pair().await;
     // Valid JSON just under 64 KiB, but its body is far over the character limit.
     let mut frame = serde_json::to_string(&ClientFrame::Send {
+        reply_to: None,
         conversation_id: p.conversation,
         client_msg_id: Uuid::new_v4(),
         body: String::new(),
@@ -200,6 +203,7 @@ async fn an_over_long_body_is_refused_and_nothing_is_stored() {
         .post(
             &format!("/conversations/{}/messages", p.conversation),
             &SendMessage {
+                reply_to: None,
                 client_msg_id: Uuid::new_v4(),
                 body: too_long,
             },
@@ -230,6 +234,7 @@ async fn an_empty_body_is_refused() {
         .post(
             &format!("/conversations/{}/messages", p.conversation),
             &SendMessage {
+                reply_to: None,
                 client_msg_id: Uuid::new_v4(),
                 body: String::new(),
             },
@@ -255,6 +260,7 @@ async fn sending_to_a_conversation_you_are_not_in_is_not_found_and_delivers_noth
             .post(
                 &format!("/conversations/{target}/messages"),
                 &SendMessage {
+                    reply_to: None,
                     client_msg_id: Uuid::new_v4(),
                     body: "let me in".into(),
                 },
@@ -362,6 +368,7 @@ async fn a_replayed_client_msg_id_creates_no_second_message() {
     let mut p = pair().await;
     let client_msg_id = Uuid::new_v4();
     let send = ClientFrame::Send {
+        reply_to: None,
         conversation_id: p.conversation,
         client_msg_id,
         body: "only once".into(),
@@ -381,6 +388,7 @@ async fn a_replayed_client_msg_id_creates_no_second_message() {
         .post(
             &format!("/conversations/{}/messages", p.conversation),
             &SendMessage {
+                reply_to: None,
                 client_msg_id,
                 body: "only once".into(),
             },
@@ -402,6 +410,7 @@ async fn a_replayed_client_msg_id_creates_no_second_message() {
 async fn a_replayed_client_msg_id_over_http_creates_no_second_message() {
     let mut p = pair().await;
     let body = SendMessage {
+        reply_to: None,
         client_msg_id: Uuid::new_v4(),
         body: "retry me".into(),
     };
@@ -427,6 +436,7 @@ async fn a_replayed_client_msg_id_over_http_creates_no_second_message() {
 async fn concurrent_retries_of_one_send_create_one_message() {
     let mut p = pair().await;
     let body = SendMessage {
+        reply_to: None,
         client_msg_id: Uuid::new_v4(),
         body: "racing".into(),
     };
@@ -468,6 +478,7 @@ async fn a_first_frame_other_than_auth_closes_with_4401() {
     let first_frames = [
         serde_json::to_string(&ClientFrame::Ping).unwrap(),
         serde_json::to_string(&ClientFrame::Send {
+            reply_to: None,
             conversation_id: conversation,
             client_msg_id: Uuid::new_v4(),
             body: "unauthenticated send".into(),
@@ -723,6 +734,7 @@ async fn flood(
 ) -> SplitSink<Socket, WsMessage> {
     for i in 0..count {
         let frame = ClientFrame::Send {
+            reply_to: None,
             conversation_id: conversation,
             client_msg_id: Uuid::new_v4(),
             body: format!("flood {i}"),

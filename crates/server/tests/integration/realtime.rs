@@ -26,6 +26,7 @@ async fn two_users_chat_over_websockets() {
     let (ack_conversation, hello) = alice_ws
         .wait_for("ack", |f| match f {
             ServerFrame::Ack {
+                event_id: _,
                 client_msg_id: id,
                 message_id,
                 conversation_id,

@@ -62,7 +62,10 @@ impl SendKeys for RedisCache {
         sent: SentMessage,
     ) -> Result<(), CacheError> {
         let key = self.send_key(sender, client_msg_id);
-        let value = format!("{}:{}", sent.message_id, sent.conversation_id);
+        let value = format!(
+            "{}:{}:{}",
+            sent.message_id, sent.conversation_id, sent.event_id
+        );
         let mut conn = self.conn.clone();
         conn.pset_ex::<_, _, ()>(&key, value, SEND_KEY_TTL.as_millis() as u64)
             .await
@@ -81,10 +84,19 @@ impl SendKeys for RedisCache {
     }
 }
 
+/// `message:conversation:event`; keys written before events existed have no event
+/// part, and were sends: the event is the message.
 fn parse_sent(value: &str) -> Option<SentMessage> {
-    let (message, conversation) = value.split_once(':')?;
+    let mut parts = value.split(':');
+    let message_id = MessageId(parts.next()?.parse().ok()?);
+    let conversation_id = ConversationId(parts.next()?.parse().ok()?);
+    let event_id = match parts.next() {
+        Some(event) => MessageId(event.parse().ok()?),
+        None => message_id,
+    };
     Some(SentMessage {
-        message_id: MessageId(message.parse().ok()?),
-        conversation_id: ConversationId(conversation.parse().ok()?),
+        message_id,
+        conversation_id,
+        event_id,
     })
 }

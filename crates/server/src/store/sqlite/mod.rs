@@ -3,7 +3,6 @@
 //! well under SQLite's limit of 32,766 variables, so nothing is built from input.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chat_protocol::http::{ConversationKind, Message, User};
@@ -12,11 +11,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    ActivityQuery, ConversationActivity, ConversationRecord, Conversations, CreateUserError,
-    Credentials, MemberRecord, MessageStore, ReadMarkers, StoreResult, Users,
+    ConversationRecord, Conversations, CreateUserError, Credentials, MemberRecord, ReadMarkers,
+    StoreResult, Users,
 };
 use crate::database::is_unique_violation;
-use crate::database::sqlite::{MESSAGE_COLUMNS, SqlitePools, now_ms, time_of};
+use crate::database::sqlite::{SqlitePools, now_ms, time_of};
 
 fn message_of(row: &SqliteRow) -> StoreResult<Message> {
     Ok(crate::database::sqlite::message_of(row)?)
@@ -30,6 +29,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
 }
+
+mod messages;
 
 impl SqliteStore {
     pub fn new(pools: SqlitePools) -> Self {
@@ -337,118 +338,5 @@ impl ReadMarkers for SqliteStore {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-}
-
-#[async_trait]
-impl MessageStore for SqliteStore {
-    async fn store(&self, messages: &[Arc<Message>]) -> StoreResult<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write.begin().await?;
-        // 6 variables per row keeps chunks of 1,000 well under SQLite's limit.
-        for chunk in messages.chunks(1_000) {
-            let mut query = QueryBuilder::new(format!(
-                "INSERT OR IGNORE INTO messages ({MESSAGE_COLUMNS}) "
-            ));
-            query.push_values(chunk, |mut row, m| {
-                row.push_bind(m.id.0)
-                    .push_bind(m.conversation_id.0)
-                    .push_bind(m.sender_id.0)
-                    .push_bind(m.client_msg_id.to_string())
-                    .push_bind(m.body.as_str())
-                    .push_bind(m.created_at.timestamp_millis());
-            });
-            query.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn history(
-        &self,
-        conversation: ConversationId,
-        before: Option<MessageId>,
-        after: Option<MessageId>,
-        limit: u32,
-    ) -> StoreResult<Vec<Message>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE conversation_id = ? AND id < ? AND id > ?
-             ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(conversation.0)
-        .bind(before.map_or(i64::MAX, |id| id.0))
-        .bind(after.map_or(-1, |id| id.0))
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(message_of).collect()
-    }
-
-    async fn since(
-        &self,
-        conversations: &[ConversationId],
-        since: MessageId,
-        limit: u32,
-    ) -> StoreResult<Vec<Message>> {
-        if conversations.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut query = QueryBuilder::new(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > "
-        ));
-        query.push_bind(since.0).push(" AND conversation_id IN ");
-        push_id_list(&mut query, conversations, |id| id.0);
-        query.push(" ORDER BY id LIMIT ").push_bind(limit);
-        let rows = query.build().fetch_all(&self.read).await?;
-        rows.iter().map(message_of).collect()
-    }
-
-    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(message_of).transpose()
-    }
-
-    async fn activity(&self, queries: &[ActivityQuery]) -> StoreResult<Vec<ConversationActivity>> {
-        let mut out = vec![ConversationActivity::default(); queries.len()];
-        // One statement per chunk: the queries as a VALUES table, each joined to its
-        // conversation's newest message and to the count of others' unread ones.
-        for (chunk_index, chunk) in queries.chunks(CHUNK).enumerate() {
-            let mut query =
-                QueryBuilder::new("WITH q (idx, conversation_id, reader, last_read) AS (");
-            query.push_values(chunk.iter().enumerate(), |mut row, (i, q)| {
-                row.push_bind((chunk_index * CHUNK + i) as i64)
-                    .push_bind(q.conversation.0)
-                    .push_bind(q.reader.0)
-                    .push_bind(q.last_read.map_or(-1, |id| id.0));
-            });
-            query.push(
-                ") SELECT q.idx, m.id, m.conversation_id, m.sender_id, m.client_msg_id, m.body, m.created_at,
-                   (SELECT COUNT(*) FROM messages u
-                    WHERE u.conversation_id = q.conversation_id AND u.id > q.last_read
-                      AND u.sender_id != q.reader) AS unread
-                 FROM q LEFT JOIN messages m ON m.id =
-                   (SELECT MAX(id) FROM messages WHERE conversation_id = q.conversation_id)",
-            );
-            for row in query.build().fetch_all(&self.read).await? {
-                let index: i64 = row.try_get("idx")?;
-                let Some(slot) = usize::try_from(index).ok().and_then(|i| out.get_mut(i)) else {
-                    continue;
-                };
-                let unread: i64 = row.try_get("unread")?;
-                slot.unread_count = u32::try_from(unread).unwrap_or(u32::MAX);
-                if row.try_get::<Option<i64>, _>("id")?.is_some() {
-                    slot.last_message = Some(message_of(&row)?);
-                }
-            }
-        }
-        Ok(out)
     }
 }

@@ -9,7 +9,6 @@
 //! how many items it carries (one prepared statement per query).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chat_protocol::http::{ConversationKind, Message, User};
@@ -19,8 +18,8 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    ActivityQuery, ConversationActivity, ConversationRecord, Conversations, CreateUserError,
-    Credentials, MemberRecord, MessageStore, ReadMarkers, StoreError, StoreResult, Users,
+    ConversationRecord, Conversations, CreateUserError, Credentials, MemberRecord, ReadMarkers,
+    StoreError, StoreResult, Users,
 };
 use crate::database::is_unique_violation;
 use crate::database::postgres::{now_ms, time_of};
@@ -65,6 +64,15 @@ fn message_of(row: &PgRow) -> StoreResult<Message> {
             StoreError::Corrupt(format!("client_msg_id `{client_msg_id}` is no UUID: {e}"))
         })?,
         created_at: time_of(row.try_get("created_at")?),
+        reply_to: row.try_get::<Option<i64>, _>("reply_to")?.map(MessageId),
+        mentions: row
+            .try_get::<Vec<i64>, _>("mentions")?
+            .into_iter()
+            .map(UserId)
+            .collect(),
+        edited_at: row.try_get::<Option<i64>, _>("edited_at")?.map(time_of),
+        deleted: row.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
+        reactions: Vec::new(),
     })
 }
 
@@ -86,8 +94,10 @@ fn count_of(n: i64) -> u32 {
 
 /// The message columns as `message_of` reads them (the UUID as text, since sqlx's
 /// `uuid` feature is not enabled).
-const MESSAGE_COLUMNS: &str =
-    "id, conversation_id, sender_id, client_msg_id::text AS client_msg_id, body, created_at";
+const MESSAGE_COLUMNS: &str = "id, conversation_id, sender_id, client_msg_id::text AS client_msg_id, \
+     body, created_at, reply_to, mentions, edited_at, deleted_at";
+
+mod messages;
 
 #[async_trait]
 impl Users for PostgresStore {
@@ -379,135 +389,5 @@ impl ReadMarkers for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-}
-
-#[async_trait]
-impl MessageStore for PostgresStore {
-    async fn store(&self, messages: &[Arc<Message>]) -> StoreResult<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        // One statement for the whole batch: six array parameters, whatever its size.
-        let client_msg_ids: Vec<String> = messages
-            .iter()
-            .map(|m| m.client_msg_id.to_string())
-            .collect();
-        let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO messages (id, conversation_id, sender_id, client_msg_id, body, created_at)
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]::uuid[],
-                                  $5::text[], $6::bigint[])
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(ids_of(messages, |m| m.id.0))
-        .bind(ids_of(messages, |m| m.conversation_id.0))
-        .bind(ids_of(messages, |m| m.sender_id.0))
-        .bind(client_msg_ids)
-        .bind(bodies)
-        .bind(ids_of(messages, |m| m.created_at.timestamp_millis()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn history(
-        &self,
-        conversation: ConversationId,
-        before: Option<MessageId>,
-        after: Option<MessageId>,
-        limit: u32,
-    ) -> StoreResult<Vec<Message>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE conversation_id = $1 AND id < $2 AND id > $3
-             ORDER BY id DESC LIMIT $4"
-        ))
-        .bind(conversation.0)
-        .bind(before.map_or(i64::MAX, |id| id.0))
-        .bind(after.map_or(i64::MIN, |id| id.0))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(message_of).collect()
-    }
-
-    async fn since(
-        &self,
-        conversations: &[ConversationId],
-        since: MessageId,
-        limit: u32,
-    ) -> StoreResult<Vec<Message>> {
-        if conversations.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE conversation_id = ANY($1) AND id > $2
-             ORDER BY id LIMIT $3"
-        ))
-        .bind(ids_of(conversations, |id| id.0))
-        .bind(since.0)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(message_of).collect()
-    }
-
-    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(message_of).transpose()
-    }
-
-    async fn activity(&self, queries: &[ActivityQuery]) -> StoreResult<Vec<ConversationActivity>> {
-        if queries.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One round trip for every query: per (conversation, reader), the newest
-        // message and the count of others' messages past the reader's marker, each a
-        // short walk of messages_by_conversation.
-        let read_markers: Vec<Option<i64>> =
-            queries.iter().map(|q| q.last_read.map(|id| id.0)).collect();
-        let rows = sqlx::query(
-            "SELECT c.idx, last.id, last.conversation_id, last.sender_id,
-                    last.client_msg_id, last.body, last.created_at, unread.n
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])
-                  WITH ORDINALITY AS c (conversation_id, reader, last_read_id, idx)
-             LEFT JOIN LATERAL (
-                 SELECT id, conversation_id, sender_id, client_msg_id::text AS client_msg_id,
-                        body, created_at
-                 FROM messages m WHERE m.conversation_id = c.conversation_id
-                 ORDER BY m.id DESC LIMIT 1
-             ) last ON true
-             CROSS JOIN LATERAL (
-                 SELECT count(*) AS n FROM messages m
-                 WHERE m.conversation_id = c.conversation_id
-                   AND m.id > COALESCE(c.last_read_id, -1)
-                   AND m.sender_id <> c.reader
-             ) unread",
-        )
-        .bind(ids_of(queries, |q| q.conversation.0))
-        .bind(ids_of(queries, |q| q.reader.0))
-        .bind(read_markers)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = vec![ConversationActivity::default(); queries.len()];
-        for row in &rows {
-            // ORDINALITY counts from 1.
-            let index: i64 = row.try_get("idx")?;
-            let Some(slot) = usize::try_from(index - 1).ok().and_then(|i| out.get_mut(i)) else {
-                continue;
-            };
-            slot.unread_count = count_of(row.try_get("n")?);
-            if row.try_get::<Option<i64>, _>("id")?.is_some() {
-                slot.last_message = Some(message_of(row)?);
-            }
-        }
-        Ok(out)
     }
 }

@@ -1,0 +1,197 @@
+//! Messages: history, search, and the same changes as the WebSocket frames (post,
+//! edit, delete, react) for bots and scripts, through the same [`SendService`].
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chat_protocol::http::{
+    ChangeKey, EditMessage, ErrorBody, HistoryPage, HistoryQuery, Message, SearchPage, SearchQuery,
+    SendMessage,
+};
+use chat_protocol::{ConversationId, MessageId};
+use uuid::Uuid;
+
+use super::{AuthUser, Json, Path, Query};
+use crate::error::AppResult;
+use crate::history::HistoryService;
+use crate::send::{SendService, Sent};
+
+/// What the message endpoints use.
+#[derive(Clone)]
+pub struct MessagesState {
+    pub history: Arc<HistoryService>,
+    pub sender: Arc<SendService>,
+}
+
+type Messages = State<MessagesState>;
+
+impl MessagesState {
+    /// The message a change produced, as the caller sees it once history has it.
+    async fn after(&self, sent: &Sent, reader: chat_protocol::UserId) -> AppResult<Message> {
+        self.history.acknowledged(sent.message_id(), reader).await
+    }
+}
+
+#[utoipa::path(get, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path), HistoryQuery),
+    responses((status = 200, body = HistoryPage, description = "newest first"),
+              (status = 404, body = ErrorBody)))]
+pub async fn history(
+    State(messages): Messages,
+    AuthUser(me): AuthUser,
+    Path(id): Path<ConversationId>,
+    Query(query): Query<HistoryQuery>,
+) -> AppResult<Json<HistoryPage>> {
+    let page = messages
+        .history
+        .page(me, id, query.before, query.after, query.limit)
+        .await?;
+    Ok(Json(page))
+}
+
+#[utoipa::path(post, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = SendMessage,
+    responses((status = 201, body = Message, description = "durably accepted"),
+              (status = 200, body = Message, description = "a retry of an accepted send: the same message"),
+              (status = 400, body = ErrorBody, description = "empty or long body, or `reply_to` not of this conversation"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "replying to a deleted message"),
+              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn send(
+    State(messages): Messages,
+    AuthUser(me): AuthUser,
+    Path(id): Path<ConversationId>,
+    Json(request): Json<SendMessage>,
+) -> AppResult<(StatusCode, Json<Message>)> {
+    let sent = messages
+        .sender
+        .send(
+            me,
+            id,
+            request.client_msg_id,
+            request.body,
+            request.reply_to,
+        )
+        .await?;
+    match sent {
+        Sent::New(ref event) => match event.as_ref() {
+            chat_protocol::events::Event::Message(posted) => {
+                Ok((StatusCode::CREATED, Json(Message::posted(posted))))
+            }
+            _ => Ok((StatusCode::CREATED, Json(messages.after(&sent, me).await?))),
+        },
+        // The original is in the log; answer with it once history has it.
+        Sent::Replayed(_) => Ok((StatusCode::OK, Json(messages.after(&sent, me).await?))),
+    }
+}
+
+#[utoipa::path(get, path = "/conversations/{id}/messages/{message_id}", tag = "messages",
+    security(("bearer" = [])), params(("id" = String, Path), ("message_id" = String, Path)),
+    responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(messages): Messages,
+    AuthUser(me): AuthUser,
+    Path((id, message_id)): Path<(ConversationId, MessageId)>,
+) -> AppResult<Json<Message>> {
+    Ok(Json(messages.history.one(me, id, message_id).await?))
+}
+
+#[utoipa::path(patch, path = "/conversations/{id}/messages/{message_id}", tag = "messages",
+    security(("bearer" = [])), params(("id" = String, Path), ("message_id" = String, Path)),
+    request_body = EditMessage,
+    responses((status = 200, body = Message, description = "edited (or a retry of the same edit): the message as it is now"),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not the author"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the message was deleted"),
+              (status = 429, body = ErrorBody)))]
+pub async fn edit(
+    State(messages): Messages,
+    AuthUser(me): AuthUser,
+    Path((id, message_id)): Path<(ConversationId, MessageId)>,
+    Json(request): Json<EditMessage>,
+) -> AppResult<Json<Message>> {
+    let sent = messages
+        .sender
+        .edit(me, id, message_id, request.client_msg_id, request.body)
+        .await?;
+    Ok(Json(messages.after(&sent, me).await?))
+}
+
+#[utoipa::path(delete, path = "/conversations/{id}/messages/{message_id}", tag = "messages",
+    security(("bearer" = [])), params(("id" = String, Path), ("message_id" = String, Path), ChangeKey),
+    responses((status = 204, description = "deleted (or a retry of the same deletion)"),
+              (status = 403, body = ErrorBody, description = "neither the author nor an admin of the group"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already deleted"),
+              (status = 429, body = ErrorBody)))]
+pub async fn delete(
+    State(messages): Messages,
+    AuthUser(me): AuthUser,
+    Path((id, message_id)): Path<(ConversationId, MessageId)>,
+    Query(key): Query<ChangeKey>,
+) -> AppResult<StatusCode> {
+    let key = key.client_msg_id.unwrap_or_else(Uuid::new_v4);
+    messages.sender.delete(me, id, message_id, key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(put, path = "/conversations/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("message_id" = String, Path), ("emoji" = String, Path, description = "one emoji, percent-encoded"), ChangeKey),
+    responses((status = 204, description = "the caller reacts with this emoji"),
+              (status = 400, body = ErrorBody, description = "not a single emoji"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "deleted, or too many different emoji"),
+              (status = 429, body = ErrorBody)))]
+pub async fn react(
+    State(messages): Messages,
+    AuthUser(me): AuthUser,
+    Path((id, message_id, emoji)): Path<(ConversationId, MessageId, String)>,
+    Query(key): Query<ChangeKey>,
+) -> AppResult<StatusCode> {
+    let key = key.client_msg_id.unwrap_or_else(Uuid::new_v4);
+    messages
+        .sender
+        .react(me, id, message_id, key, emoji, true)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/conversations/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("message_id" = String, Path), ("emoji" = String, Path, description = "one emoji, percent-encoded"), ChangeKey),
+    responses((status = 204, description = "the caller no longer reacts with this emoji"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the message was deleted"), (status = 429, body = ErrorBody)))]
+pub async fn unreact(
+    State(messages): Messages,
+    AuthUser(me): AuthUser,
+    Path((id, message_id, emoji)): Path<(ConversationId, MessageId, String)>,
+    Query(key): Query<ChangeKey>,
+) -> AppResult<StatusCode> {
+    let key = key.client_msg_id.unwrap_or_else(Uuid::new_v4);
+    messages
+        .sender
+        .react(me, id, message_id, key, emoji, false)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/search", tag = "messages", security(("bearer" = [])), params(SearchQuery),
+    responses((status = 200, body = SearchPage, description = "newest first, matched words marked"),
+              (status = 400, body = ErrorBody, description = "`invalid_query`: empty, too long, a NUL, an unclosed quote"),
+              (status = 404, body = ErrorBody, description = "`conversation_id` is not one of the caller's")))]
+pub async fn search(
+    State(messages): Messages,
+    AuthUser(me): AuthUser,
+    Query(query): Query<SearchQuery>,
+) -> AppResult<Json<SearchPage>> {
+    let page = messages
+        .history
+        .search(
+            me,
+            &query.q,
+            query.conversation_id,
+            query.before,
+            query.limit,
+        )
+        .await?;
+    Ok(Json(page))
+}
