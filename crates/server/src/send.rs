@@ -277,23 +277,31 @@ impl SendService {
         Ok(self.log.append(event).await?)
     }
 
-    /// The message `id` of `conversation` as history holds it, waiting briefly for the
-    /// persister (it may be acknowledged and not yet stored). Not found when it is
-    /// another conversation's: the caller may not know it exists.
+    /// The message `id` of `conversation` as history holds it once the persister has
+    /// applied every event acknowledged so far (waiting a moment at most), so a change
+    /// is judged against every earlier one: a reaction cap, a deletion. Not found when
+    /// it is another conversation's: the caller may not know it exists.
     async fn target(&self, conversation: ConversationId, id: MessageId) -> AppResult<Message> {
-        let mut message = self.history.message(id).await?;
-        if message.is_none() {
-            caught_up(self.log.as_ref(), TARGET_WAIT).await;
-            message = self.history.message(id).await?;
-        }
-        match message {
+        caught_up(self.log.as_ref(), TARGET_WAIT).await;
+        self.message_of(conversation, id).await
+    }
+
+    async fn message_of(&self, conversation: ConversationId, id: MessageId) -> AppResult<Message> {
+        match self.history.message(id).await? {
             Some(message) if message.conversation_id == conversation => Ok(message),
             _ => Err(AppError::NotFound("message")),
         }
     }
 
+    /// A reply names a live message of the same conversation. Posts are the hot path:
+    /// history is read at once, and the persister waited for only when the original
+    /// is not there yet.
     async fn reply_target(&self, conversation: ConversationId, id: MessageId) -> AppResult<()> {
-        match self.target(conversation, id).await {
+        let original = match self.message_of(conversation, id).await {
+            Err(AppError::NotFound(_)) => self.target(conversation, id).await,
+            found => found,
+        };
+        match original {
             Ok(original) => live(&original),
             Err(AppError::NotFound(_)) => Err(AppError::invalid(
                 ErrorCode::InvalidReply,

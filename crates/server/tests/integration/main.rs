@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod cluster;
 mod durability;
+mod events;
 mod faults;
 mod hostile;
 mod realtime;
