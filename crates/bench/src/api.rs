@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_protocol::http::{
-    AuthResponse, Conversation, CreateConversation, ErrorBody, HistoryPage, SignupRequest, User,
+    AuthResponse, Conversation, CreateConversation, ErrorBody, HistoryPage, SearchPage,
+    SignupRequest, User,
 };
 use chat_protocol::{ConversationId, MessageId, UserId};
 use futures::{StreamExt, TryStreamExt};
@@ -140,6 +141,29 @@ impl Api {
                 format!("/conversations/{conversation}/messages?before={before}&limit={limit}")
             }
             None => format!("/conversations/{conversation}/messages?limit={limit}"),
+        };
+        self.call::<(), _>(Method::GET, &path, Some(&reader.token), None)
+            .await
+    }
+
+    /// The first page of a full-text search, in one conversation if given.
+    pub async fn search(
+        &self,
+        reader: &Session,
+        query: &str,
+        conversation: Option<ConversationId>,
+        limit: u32,
+    ) -> Result<SearchPage, ApiError> {
+        let q: String = query
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let path = match conversation {
+            Some(id) => format!("/search?q={q}&conversation_id={id}&limit={limit}"),
+            None => format!("/search?q={q}&limit={limit}"),
         };
         self.call::<(), _>(Method::GET, &path, Some(&reader.token), None)
             .await

@@ -80,6 +80,8 @@ pub enum Scenario {
     History(HistoryArgs),
     /// Group traffic while every connection drops and reconnects with `sync`.
     Reconnect(ReconnectArgs),
+    /// Concurrent full-text searches over one long conversation.
+    Search(SearchArgs),
 }
 
 impl Scenario {
@@ -90,6 +92,7 @@ impl Scenario {
             Scenario::Idle(_) => "idle",
             Scenario::History(_) => "history",
             Scenario::Reconnect(_) => "reconnect",
+            Scenario::Search(_) => "search",
         }
     }
 
@@ -101,6 +104,7 @@ impl Scenario {
             Scenario::Idle(args) => args.connections,
             Scenario::History(args) => args.readers + 1,
             Scenario::Reconnect(args) => args.group.clients * args.group.traffic.conns_per_user,
+            Scenario::Search(args) => args.readers + 1,
         }
     }
 }
@@ -178,6 +182,25 @@ pub struct HistoryArgs {
     /// Messages per page (the server allows at most 100).
     #[arg(long, default_value_t = 100)]
     pub page_size: u32,
+    /// Unacknowledged sends in flight while filling the conversation.
+    #[arg(long, default_value_t = 256)]
+    pub fill_window: usize,
+}
+
+#[derive(Clone, Debug, Args, Serialize)]
+pub struct SearchArgs {
+    /// Messages in the conversation that is searched.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: usize,
+    /// Concurrent searchers, each asking one query after another.
+    #[arg(long, default_value_t = 8)]
+    pub readers: usize,
+    /// Seconds of searching.
+    #[arg(long, default_value_t = 20.0)]
+    pub duration_secs: f64,
+    /// Results per search (the server allows at most 100).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
     /// Unacknowledged sends in flight while filling the conversation.
     #[arg(long, default_value_t = 256)]
     pub fill_window: usize,

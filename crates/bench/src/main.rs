@@ -81,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Idle(args) => serde_json::to_value(args),
         Scenario::History(args) => serde_json::to_value(args),
         Scenario::Reconnect(args) => serde_json::to_value(args),
+        Scenario::Search(args) => serde_json::to_value(args),
     }?;
     let mut report = Report {
         scenario: cli.scenario.name(),
@@ -96,6 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Idle(args) => scenario::idle::run(&bench, args, &mut report).await?,
         Scenario::History(args) => scenario::history::run(&bench, args, &mut report).await?,
         Scenario::Reconnect(args) => scenario::reconnect::run(&bench, args, &mut report).await?,
+        Scenario::Search(args) => scenario::search::run(&bench, args, &mut report).await?,
     }
     report.unix_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -44,7 +44,15 @@ pub async fn run(bench: &Bench, args: &HistoryArgs, report: &mut Report) -> anyh
         .await?
         .id;
 
-    let fill = fill(bench, &users[0], conversation, args).await?;
+    let fill = fill(
+        bench,
+        &users[0],
+        conversation,
+        args.messages,
+        args.fill_window,
+        None,
+    )
+    .await?;
     report_fill(report, &fill);
 
     let lag_started = Instant::now();
@@ -93,7 +101,7 @@ pub async fn run(bench: &Bench, args: &HistoryArgs, report: &mut Report) -> anyh
 }
 
 /// What the fill sent, acknowledged and how fast.
-fn report_fill(report: &mut Report, fill: &Fill) {
+pub(super) fn report_fill(report: &mut Report, fill: &Fill) {
     report.tally.sent = fill.outbox.sent();
     report.tally.acknowledged = fill.outbox.acked();
     report.extra("fill_secs", round3(fill.secs));
@@ -149,12 +157,16 @@ fn report_reading(report: &mut Report, total: &Reading, acked: u64, secs: f64) {
     report.deliveries_per_sec = (total.messages as f64 / secs.max(1e-9)).round();
 }
 
-struct Fill {
-    outbox: Outbox,
-    newest_id: MessageId,
-    secs: f64,
-    errors: std::collections::BTreeMap<String, u64>,
+pub(super) struct Fill {
+    pub(super) outbox: Outbox,
+    pub(super) newest_id: MessageId,
+    pub(super) secs: f64,
+    pub(super) errors: std::collections::BTreeMap<String, u64>,
 }
+
+/// Words to append to each filled body (the `search` scenario's vocabulary): the
+/// words of message `seq`, written into the buffer.
+pub(super) type Words<'a> = &'a (dyn Fn(u64, &mut String) + Sync);
 
 /// The state of a fill in progress.
 struct Filling {
@@ -176,6 +188,7 @@ impl Filling {
         &mut self,
         socket: &mut Socket,
         conversation: ConversationId,
+        words: Option<Words<'_>>,
     ) -> anyhow::Result<()> {
         let sent_us = now_us();
         let seq = self.outbox.record_send(sent_us);
@@ -188,6 +201,9 @@ impl Filling {
             0,
             &mut self.body,
         );
+        if let Some(words) = words {
+            words(u64::from(seq), &mut self.body);
+        }
         let frame = ClientFrame::Send {
             conversation_id: conversation,
             client_msg_id: body::client_msg_id(self.outbox.nonce, seq),
@@ -226,11 +242,13 @@ impl Filling {
 }
 
 /// Sends `messages` messages over one socket, keeping `fill_window` unacknowledged.
-async fn fill(
+pub(super) async fn fill(
     bench: &Bench,
     sender: &Session,
     conversation: ConversationId,
-    args: &HistoryArgs,
+    messages: usize,
+    fill_window: usize,
+    words: Option<Words<'_>>,
 ) -> anyhow::Result<Fill> {
     let mut socket = bench
         .connect_all_or_fail(&[sender.token.as_str()])
@@ -244,11 +262,11 @@ async fn fill(
         body: String::new(),
     };
     let started = Instant::now();
-    let total = args.messages as u64;
+    let total = messages as u64;
     let result = tokio::time::timeout(FILL_TIMEOUT, async {
         while filling.outbox.acked() + filling.refused < total {
-            if filling.outbox.sent() < total && filling.in_flight() < args.fill_window as u64 {
-                filling.send_next(&mut socket, conversation).await?;
+            if filling.outbox.sent() < total && filling.in_flight() < fill_window as u64 {
+                filling.send_next(&mut socket, conversation, words).await?;
                 continue;
             }
             let Some(frame) = socket.next().await else {
@@ -280,7 +298,7 @@ async fn fill(
 }
 
 /// Waits until the newest page shows the newest acknowledged message.
-async fn wait_until_readable(
+pub(super) async fn wait_until_readable(
     api: &Api,
     reader: &Session,
     conversation: ConversationId,

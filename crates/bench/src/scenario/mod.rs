@@ -2,13 +2,15 @@
 //!
 //! `group`, `direct` and `reconnect` differ only in how users are put into
 //! conversations and whether connections drop; they share the traffic engine in
-//! [`traffic`]. `idle` and `history` measure other things and have their own loops.
+//! [`traffic`]. `idle`, `history` and `search` measure other things and have their
+//! own loops.
 
 pub mod direct;
 pub mod group;
 pub mod history;
 pub mod idle;
 pub mod reconnect;
+pub mod search;
 pub mod traffic;
 
 use std::time::Instant;
