@@ -15,7 +15,7 @@ use crate::auth::HashError;
 use crate::cache::CacheError;
 use crate::log::LogError;
 use crate::sessions::SessionError;
-use crate::store::StoreError;
+use crate::store::{GroupChangeError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -29,6 +29,8 @@ pub enum AppError {
     InvalidRefreshToken,
     #[error("this request needs the `x-chat-csrf` header")]
     CsrfHeaderMissing,
+    #[error("{message}")]
+    Forbidden { code: ErrorCode, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
@@ -55,6 +57,20 @@ impl AppError {
         }
     }
 
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn rate_limited(retry_after: Duration) -> Self {
         Self::RateLimited {
             code: ErrorCode::RateLimited,
@@ -69,7 +85,7 @@ impl AppError {
             Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidRefreshToken => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::CsrfHeaderMissing => StatusCode::FORBIDDEN,
+            Self::CsrfHeaderMissing | Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -83,6 +99,7 @@ impl AppError {
         match self {
             Self::Invalid { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Forbidden { code, .. }
             | Self::RateLimited { code, .. } => *code,
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
@@ -107,6 +124,35 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable("the database"),
             StoreError::Corrupt(_) | StoreError::Failed(_) => Self::internal(error),
+        }
+    }
+}
+
+impl From<GroupChangeError> for AppError {
+    fn from(error: GroupChangeError) -> Self {
+        match error {
+            GroupChangeError::Outsider => Self::NotFound("conversation"),
+            GroupChangeError::NotAGroup => Self::invalid(
+                ErrorCode::NotAGroup,
+                "a direct conversation has no admins and its members never change",
+            ),
+            GroupChangeError::NotAdmin => Self::forbidden(
+                ErrorCode::NotAdmin,
+                "only an admin of the group can do that (anyone may leave)",
+            ),
+            GroupChangeError::NotMember(user) => Self::invalid(
+                ErrorCode::NotAMember,
+                format!("user {user} is not a member of this group; add them first"),
+            ),
+            GroupChangeError::LastAdmin => Self::conflict(
+                ErrorCode::LastAdmin,
+                "a group needs an admin: make another member admin first",
+            ),
+            GroupChangeError::LastMember => Self::conflict(
+                ErrorCode::LastMember,
+                "the last member cannot leave the group",
+            ),
+            GroupChangeError::Store(error) => error.into(),
         }
     }
 }

@@ -39,6 +39,10 @@ impl TestUser {
         self.api.post(path, body).await
     }
 
+    pub async fn patch(&self, path: &str, body: &impl Serialize) -> Reply {
+        self.api.patch(path, body).await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         self.api.delete(path).await
     }

@@ -31,8 +31,8 @@ export function direct(id: ConversationId = DIRECT_ID, last: Message | null = nu
     kind: "direct",
     title: null,
     members: [
-      { user: alice, last_read_id: null },
-      { user: bob, last_read_id: null },
+      { user: alice, role: "member", last_read_id: null },
+      { user: bob, role: "member", last_read_id: null },
     ],
     last_message: last,
     unread_count: unread,

@@ -18,6 +18,7 @@ mod cache;
 mod fixtures;
 mod log;
 mod redis_cluster;
+mod roles;
 mod sessions;
 mod stores;
 

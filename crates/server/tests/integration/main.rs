@@ -10,6 +10,7 @@ mod durability;
 mod faults;
 mod hostile;
 mod realtime;
+mod roles;
 
 use chat_test_support::server::{Server, ServerBuilder};
 
