@@ -55,7 +55,7 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
           </p>
         </div>
         {conv.kind === "group" && isAdmin(conv, me.id) && (
-          <button type="button" className="ghost" onClick={() => setAdding(true)}>
+          <button type="button" className="ghost add-people" onClick={() => setAdding(true)}>
             Add people
           </button>
         )}

@@ -31,7 +31,9 @@ export function GroupSettings({
   const store = useChatStore();
   const conv = useChat((s) => s.conversations.byId[conversationId]);
   const me = useChat((s) => s.me.id);
-  const [title, setTitle] = useState(conv?.title ?? "");
+  // What the admin is typing; null shows the current title, which another admin
+  // may change while the panel is open.
+  const [draft, setDraft] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [confirmingLeave, setConfirmingLeave] = useState(false);
@@ -54,6 +56,7 @@ export function GroupSettings({
 
   const admin = isAdmin(conv, me);
   const leave = leaveOutcome(conv, me);
+  const title = draft ?? conv.title ?? "";
   const problem = titleProblem(title);
   const renamed = title.trim() !== (conv.title ?? "");
 
@@ -74,7 +77,10 @@ export function GroupSettings({
   function onRename(e: FormEvent) {
     e.preventDefault();
     if (problem) return setError(problem);
-    void run(() => store.updateConversation(conversationId, { title: title.trim() }));
+    void run(async () => {
+      await store.updateConversation(conversationId, { title: title.trim() });
+      setDraft(null);
+    });
   }
 
   function onAction(action: MemberAction, target: UserId) {
@@ -107,7 +113,7 @@ export function GroupSettings({
                 id={titleId}
                 value={title}
                 aria-invalid={renamed && problem !== null}
-                onChange={(e) => setTitle(e.target.value)}
+                onChange={(e) => setDraft(e.target.value)}
               />
               <button type="submit" className="primary" disabled={busy || !renamed || problem !== null}>
                 Rename
