@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { ChatServer, launchBrowser, makeTempDir, removeDir, screenshotDir } from "./harness.mjs";
-import { openConversation, signUp } from "./ui.mjs";
+import { createGroup, openConversation, signUp } from "./ui.mjs";
 
 /** @typedef {import("playwright-core").Page} Page */
 /** @typedef {import("playwright-core").Browser} Browser */
@@ -60,13 +60,7 @@ describe("group roles in a real browser", { timeout: 120_000 }, () => {
     await signUp(alice, server.url, "alice", { displayName: "Alice Admin" });
     await signUp(bob, server.url, "bob", { displayName: "Bob Builder" });
 
-    await alice.getByRole("button", { name: "New group" }).click();
-    const create = alice.getByRole("dialog", { name: "New group" });
-    await create.getByLabel("Group name").fill("Weekend plans");
-    await create.getByPlaceholder("Search by username").fill("bob");
-    await create.getByLabel("Add Bob Builder").check();
-    await create.getByRole("button", { name: "Create group" }).click();
-    await alice.locator(".conversation-header h2", { hasText: "Weekend plans" }).waitFor();
+    await createGroup(alice, "Weekend plans", [{ username: "bob", displayName: "Bob Builder" }]);
 
     // Bob, a plain member on a phone: settings show the members, no admin controls.
     await openConversation(bob, "Weekend plans");

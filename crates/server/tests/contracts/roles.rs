@@ -57,6 +57,27 @@ async fn title(s: &StorePorts, group: ConversationId) -> anyhow::Result<Option<S
         .title)
 }
 
+fn making_admin(users: &[UserId]) -> GroupUpdate<'_> {
+    GroupUpdate {
+        add_admins: users,
+        ..GroupUpdate::default()
+    }
+}
+
+fn unmaking_admin(users: &[UserId]) -> GroupUpdate<'_> {
+    GroupUpdate {
+        remove_admins: users,
+        ..GroupUpdate::default()
+    }
+}
+
+fn renaming(title: &str) -> GroupUpdate<'_> {
+    GroupUpdate {
+        title: Some(title),
+        ..GroupUpdate::default()
+    }
+}
+
 /// Joining times are milliseconds: a pause makes the next join strictly later.
 async fn later() {
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -158,14 +179,7 @@ async fn only_an_admin_changes_others_and_a_refusal_changes_nothing(
         Removal::default()
     );
     s.conversations
-        .update_group(
-            group,
-            admin,
-            GroupUpdate {
-                add_admins: &[other],
-                ..GroupUpdate::default()
-            },
-        )
+        .update_group(group, admin, making_admin(&[other]))
         .await?;
     assert_eq!(
         s.conversations.remove_member(group, admin, other).await?,
@@ -198,14 +212,7 @@ async fn the_last_admin_leaving_promotes_the_earliest_joined_member(
 
     // With another admin left, leaving promotes nobody.
     s.conversations
-        .update_group(
-            group,
-            early,
-            GroupUpdate {
-                add_admins: &[late],
-                ..GroupUpdate::default()
-            },
-        )
+        .update_group(group, early, making_admin(&[late]))
         .await?;
     assert_eq!(
         s.conversations.remove_member(group, early, early).await?,
@@ -314,14 +321,7 @@ async fn role_changes_are_all_or_nothing_and_an_admin_always_remains(
     // The former admin is now refused.
     assert!(matches!(
         s.conversations
-            .update_group(
-                group,
-                admin,
-                GroupUpdate {
-                    title: Some("back"),
-                    ..GroupUpdate::default()
-                }
-            )
+            .update_group(group, admin, renaming("back"))
             .await,
         Err(GroupChangeError::NotAdmin)
     ));
@@ -338,27 +338,13 @@ async fn two_admins_stepping_down_at_once_leave_one_admin(s: &StorePorts) -> any
             .create_group(&format!("race {round}"), &[a, b, c])
             .await?;
         s.conversations
-            .update_group(
-                group,
-                a,
-                GroupUpdate {
-                    add_admins: &[b],
-                    ..GroupUpdate::default()
-                },
-            )
+            .update_group(group, a, making_admin(&[b]))
             .await?;
         let step_down = |who: UserId| {
             let conversations = s.conversations.clone();
             async move {
                 conversations
-                    .update_group(
-                        group,
-                        who,
-                        GroupUpdate {
-                            remove_admins: &[who],
-                            ..GroupUpdate::default()
-                        },
-                    )
+                    .update_group(group, who, unmaking_admin(&[who]))
                     .await
             }
         };
@@ -413,14 +399,7 @@ async fn a_direct_conversation_has_no_membership_changes(s: &StorePorts) -> anyh
         s.conversations.remove_member(direct, a, a).await.err(),
         s.conversations.remove_member(direct, a, b).await.err(),
         s.conversations
-            .update_group(
-                direct,
-                a,
-                GroupUpdate {
-                    add_admins: &[a],
-                    ..GroupUpdate::default()
-                },
-            )
+            .update_group(direct, a, making_admin(&[a]))
             .await
             .err(),
     ];

@@ -6,7 +6,7 @@
 //! (each test re-reads the conversation), and every change reaches the members'
 //! sockets as a `conversation` frame (`removed` for whoever left), across nodes too.
 
-use chat_protocol::http::{AddMembers, Conversation, MemberRole, UpdateConversation};
+use chat_protocol::http::{Conversation, MemberRole, UpdateConversation};
 use chat_protocol::ws::ServerFrame;
 use chat_protocol::{ConversationId, UserId};
 use chat_test_support::users::TestUser;
@@ -149,14 +149,7 @@ async fn an_admin_renames_and_makes_admins_and_every_member_is_told() {
         .await
         .expect_success();
     removed_frame(&mut carol_ws, group.id).await;
-    bob.post(
-        &format!("/conversations/{}/members", group.id),
-        &AddMembers {
-            user_ids: vec![carol.id()],
-        },
-    )
-    .await
-    .expect_success();
+    bob.add_to_group(group.id, &[&carol]).await.expect_success();
     let after: Conversation = bob
         .patch(&path(group.id), &unmake_admins(&[&alice]))
         .await
@@ -181,13 +174,7 @@ async fn a_non_admin_cannot_add_remove_rename_or_change_roles_and_nothing_change
     let mut carol_ws = carol.connect().await;
 
     let refusals = [
-        bob.post(
-            &format!("/conversations/{}/members", group.id),
-            &AddMembers {
-                user_ids: vec![dave.id()],
-            },
-        )
-        .await,
+        bob.add_to_group(group.id, &[&dave]).await,
         bob.delete(&member_path(group.id, carol.id())).await,
         bob.delete(&member_path(group.id, alice.id())).await,
         bob.patch(&path(group.id), &rename("bob's club")).await,
@@ -250,12 +237,7 @@ async fn the_last_admin_leaving_makes_the_longest_standing_member_admin() {
     let carol = server.signup("carol").await;
     let group = alice.group_with("club", &[&carol, &bob]).await;
     alice
-        .post(
-            &format!("/conversations/{}/members", group.id),
-            &AddMembers {
-                user_ids: vec![dave.id()],
-            },
-        )
+        .add_to_group(group.id, &[&dave])
         .await
         .expect_success();
     let mut dave_ws = dave.connect().await;
@@ -366,14 +348,7 @@ async fn a_direct_conversation_has_no_admins_and_no_membership_changes() {
         alice.patch(&path(direct.id), &make_admins(&[&alice])).await,
         alice.delete(&member_path(direct.id, alice.id())).await,
         bob.delete(&member_path(direct.id, alice.id())).await,
-        alice
-            .post(
-                &format!("/conversations/{}/members", direct.id),
-                &AddMembers {
-                    user_ids: vec![carol.id()],
-                },
-            )
-            .await,
+        alice.add_to_group(direct.id, &[&carol]).await,
     ];
     for reply in refusals {
         reply.expect_error(StatusCode::BAD_REQUEST, "not_a_group");
