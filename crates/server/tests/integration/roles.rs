@@ -419,6 +419,8 @@ async fn a_role_change_on_one_node_reaches_members_on_another() {
             let told = conversation_frame(&mut carol_on_b, group.id).await;
             assert_eq!(told.title.as_deref(), Some("renamed on a"));
             assert_eq!(role_of(&told, &bob), Some(MemberRole::Admin));
+            let told_bob = conversation_frame(&mut bob_on_b, group.id).await;
+            assert_eq!(roles(&told_bob), roles(&told));
 
             // Node b sees the new admin at once: Bob acts there.
             let bob_b = on_node(&bob, &nodes[1]);
