@@ -78,7 +78,9 @@ emoji: string, on: boolean, at: string, };
 
 export type ConversationKind = "direct" | "group";
 
-export type Member = { user: User, 
+export type MemberRole = "admin" | "member";
+
+export type Member = { user: User, role: MemberRole, 
 /**
  * The newest message this member has marked read, if any.
  */
@@ -114,6 +116,16 @@ export type CreateConversation = { "kind": "direct", user_id: UserId, } | { "kin
 
 export type AddMembers = { user_ids: Array<UserId>, };
 
+export type UpdateConversation = { title?: string, 
+/**
+ * Members to make admins.
+ */
+add_admins?: Array<UserId>, 
+/**
+ * Admins to make plain members; refused if no admin would remain.
+ */
+remove_admins?: Array<UserId>, };
+
 export type HistoryPage = { messages: Array<Message>, 
 /**
  * Whether older (or, with `after`, newer) messages remain past this page.
@@ -146,7 +158,7 @@ export type Marked = { text: string,
  */
 matched: boolean, };
 
-export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_group" | "not_author" | "message_deleted" | "invalid_reply" | "invalid_emoji" | "too_many_reactions" | "invalid_query" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_found" | "username_taken" | "send_in_progress" | "sync_in_progress" | "too_large" | "rate_limited" | "too_many_attempts" | "unavailable" | "internal" | "unknown";
+export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_member" | "not_a_group" | "not_author" | "message_deleted" | "invalid_reply" | "invalid_emoji" | "too_many_reactions" | "invalid_query" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_admin" | "not_found" | "username_taken" | "last_admin" | "last_member" | "send_in_progress" | "sync_in_progress" | "too_large" | "rate_limited" | "too_many_attempts" | "unavailable" | "internal" | "unknown";
 
 export type ErrorBody = { error: ErrorDetail, };
 

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     EmptyBody,
     /// A message body is longer than `MAX_BODY_CHARS` characters.
     BodyTooLong,
+    /// A role change names a user who is not a member of the group (400).
+    NotAMember,
     /// A membership change on a conversation that is not a group (400).
     NotAGroup,
     /// Only a message's author may edit it, and only the author or a group admin may
@@ -50,10 +52,18 @@ pub enum ErrorCode {
     InvalidRefreshToken,
     /// Refresh and logout need the CSRF header (403).
     CsrfHeaderMissing,
+    /// Only an admin of the group may do that: add or remove others, rename, change
+    /// roles (403).
+    NotAdmin,
     /// No such thing, or the caller may not know it exists (404).
     NotFound,
     /// The username is taken (409).
     UsernameTaken,
+    /// The change would leave the group without an admin: make another member admin
+    /// first (409).
+    LastAdmin,
+    /// The last member cannot leave a group (409).
+    LastMember,
     /// A send with the same `client_msg_id` is still being appended (409).
     SendInProgress,
     /// A `sync` is already running on this connection.
@@ -92,6 +102,8 @@ mod tests {
             ErrorCode::InvalidInput,
             ErrorCode::SendInProgress,
             ErrorCode::CsrfHeaderMissing,
+            ErrorCode::NotAdmin,
+            ErrorCode::LastMember,
             ErrorCode::Internal,
         ] {
             let json = serde_json::to_string(&code).unwrap();

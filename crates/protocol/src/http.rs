@@ -88,10 +88,21 @@ pub enum ConversationKind {
     Group,
 }
 
-/// A member of a conversation and how far they have read.
+/// What a member may do in a group. Admins add and remove members, rename the group
+/// and make or unmake admins; every member may leave. A group always has at least one
+/// admin (its creator first); a direct conversation has members only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    Admin,
+    Member,
+}
+
+/// A member of a conversation, their role and how far they have read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
 pub struct Member {
     pub user: User,
+    pub role: MemberRole,
     /// The newest message this member has marked read, if any.
     pub last_read_id: Option<MessageId>,
 }
@@ -165,6 +176,25 @@ pub enum CreateConversation {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
 pub struct AddMembers {
     pub user_ids: Vec<UserId>,
+}
+
+/// `PATCH /conversations/{id}` (admins of a group only): a new title, and members to
+/// make or unmake admins. Name at least one change; a user may not be in both lists.
+/// Unknown fields are refused, so a misspelt one is an error, not a silent no-op.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConversation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub title: Option<String>,
+    /// Members to make admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub add_admins: Option<Vec<UserId>>,
+    /// Admins to make plain members; refused if no admin would remain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub remove_admins: Option<Vec<UserId>>,
 }
 
 /// Cursor parameters of `GET /conversations/{id}/messages`.

@@ -1,7 +1,15 @@
-//! Conversations as their members see them, and membership changes with the events
+//! Conversations as their members see them, and changes to groups with the events
 //! they cause: a user added to a conversation is told at once on every connection
 //! (`conversation` frame), the remaining members see the new member list, and a
-//! removed member gets `removed`.
+//! removed member gets `removed`. A rename or a role change sends every member the
+//! updated conversation.
+//!
+//! Group roles: the creator is an admin; admins add and remove members, rename the
+//! group and make or unmake admins; anyone may leave; the last admin leaving makes
+//! the longest-standing member admin. The rules themselves live in
+//! [`crate::store::roster`], checked inside each change's transaction; this service
+//! checks the caller's role first too, so a refusal comes before any other
+//! validation and costs no write.
 //!
 //! Views are built in batches: listing 50 conversations, or announcing a group to
 //! its 1,000 members, costs the same three store round trips (the conversations,
@@ -10,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chat_protocol::http::{Conversation, ConversationKind, Member};
+use chat_protocol::http::{Conversation, ConversationKind, Member, UpdateConversation};
 use chat_protocol::ws::ServerFrame;
 use chat_protocol::{ConversationId, ErrorCode, UserId};
 
@@ -20,7 +28,8 @@ use crate::events::Events;
 use crate::hub::encode;
 use crate::membership::Members;
 use crate::store::{
-    ActivityQuery, ConversationRecord, Conversations, MemberRecord, MessageStore, Users,
+    ActivityQuery, ConversationRecord, Conversations, GroupChangeError, GroupUpdate, MemberRecord,
+    MessageStore, Users,
 };
 
 pub const MAX_GROUP_MEMBERS: usize = 1_000;
@@ -109,6 +118,7 @@ impl ConversationService {
         self.view(id, me).await
     }
 
+    /// An admin adds members to a group.
     #[tracing::instrument(skip(self, user_ids), fields(invited = user_ids.len()))]
     pub async fn add_members(
         &self,
@@ -117,6 +127,7 @@ impl ConversationService {
         user_ids: &[UserId],
     ) -> AppResult<Conversation> {
         let current = self.authorize_group_change(me, id).await?;
+        self.authorize_admin(me, id).await?;
         if user_ids.is_empty() || user_ids.len() > MAX_GROUP_MEMBERS {
             return Err(AppError::invalid(
                 ErrorCode::InvalidInput,
@@ -130,7 +141,7 @@ impl ConversationService {
         if current.len() + user_ids.len() > MAX_GROUP_MEMBERS {
             return Err(too_many_members());
         }
-        let added = self.conversations.add_members(id, user_ids).await?;
+        let added = self.conversations.add_members(id, me, user_ids).await?;
         self.members_changed(id).await;
         if !added.is_empty() {
             let everyone = self.conversations.member_ids(id).await?;
@@ -139,7 +150,9 @@ impl ConversationService {
         self.view(id, me).await
     }
 
-    /// Removes `user` from a group: members may remove others, and anyone may leave.
+    /// Removes `user` from a group: admins may remove anyone, and anyone may leave.
+    /// When the last admin leaves, the longest-standing member becomes admin, and
+    /// the remaining members' `conversation` frames say so.
     #[tracing::instrument(skip(self))]
     pub async fn remove_member(
         &self,
@@ -148,8 +161,15 @@ impl ConversationService {
         user: UserId,
     ) -> AppResult<()> {
         self.authorize_group_change(me, id).await?;
-        if !self.conversations.remove_member(id, user).await? {
-            return Err(AppError::NotFound("member"));
+        if user != me {
+            self.authorize_admin(me, id).await?;
+        }
+        let removal = match self.conversations.remove_member(id, me, user).await {
+            Err(GroupChangeError::NotMember(_)) => return Err(AppError::NotFound("member")),
+            other => other?,
+        };
+        if let Some(promoted) = removal.promoted {
+            tracing::info!(%id, %promoted, "the last admin left; the longest-standing member is admin");
         }
         self.members_changed(id).await;
         let removed = ServerFrame::Removed {
@@ -159,6 +179,42 @@ impl ConversationService {
         let remaining = self.conversations.member_ids(id).await?;
         self.announce(id, &remaining).await;
         Ok(())
+    }
+
+    /// An admin renames a group and makes or unmakes admins, all or nothing; every
+    /// member is sent the updated conversation.
+    #[tracing::instrument(skip(self, change))]
+    pub async fn update(
+        &self,
+        me: UserId,
+        id: ConversationId,
+        change: &UpdateConversation,
+    ) -> AppResult<Conversation> {
+        let members = self.authorize_group_change(me, id).await?;
+        self.authorize_admin(me, id).await?;
+        let title = change.title.as_deref().map(check_title).transpose()?;
+        let add_admins = distinct_users(change.add_admins.as_deref(), "add_admins")?;
+        let remove_admins = distinct_users(change.remove_admins.as_deref(), "remove_admins")?;
+        if title.is_none() && add_admins.is_empty() && remove_admins.is_empty() {
+            return Err(AppError::invalid(
+                ErrorCode::InvalidInput,
+                "nothing to change: give a title, add_admins or remove_admins",
+            ));
+        }
+        if let Some(both) = add_admins.iter().find(|u| remove_admins.contains(u)) {
+            return Err(AppError::invalid(
+                ErrorCode::InvalidInput,
+                format!("user {both} is in both add_admins and remove_admins"),
+            ));
+        }
+        let update = GroupUpdate {
+            title: title.as_deref(),
+            add_admins: &add_admins,
+            remove_admins: &remove_admins,
+        };
+        self.conversations.update_group(id, me, update).await?;
+        self.publish_views(id, &members).await;
+        self.view(id, me).await
     }
 
     /// Membership changes: only in groups, and only by members (outsiders get the
@@ -171,12 +227,19 @@ impl ConversationService {
         let members = self.members.authorize_member(id, me).await?;
         let record = self.record(id).await?;
         if record.kind != ConversationKind::Group {
-            return Err(AppError::invalid(
-                ErrorCode::NotAGroup,
-                "only a group's members can change",
-            ));
+            return Err(GroupChangeError::NotAGroup.into());
         }
         Ok(members)
+    }
+
+    /// Changes other than leaving need an admin. The store checks again inside the
+    /// change's transaction; this early check refuses before any other validation.
+    async fn authorize_admin(&self, me: UserId, id: ConversationId) -> AppResult<()> {
+        if self.conversations.is_admin(id, me).await? {
+            Ok(())
+        } else {
+            Err(GroupChangeError::NotAdmin.into())
+        }
     }
 
     /// The conversation's own row; 404 when it does not exist.
@@ -267,6 +330,11 @@ impl ConversationService {
         if users.len() <= PRESENCE_ON_JOIN_MAX {
             self.exchange_presence(users).await;
         }
+        self.publish_views(id, users).await;
+    }
+
+    /// Sends each of `users` the conversation as they see it (`conversation` frame).
+    async fn publish_views(&self, id: ConversationId, users: &[UserId]) {
         match self.views_by_member(id, users).await {
             Ok(views) => {
                 for (user, conversation) in views {
@@ -311,6 +379,7 @@ fn assemble(
             .into_iter()
             .map(|m| Member {
                 user: m.user,
+                role: m.role,
                 last_read_id: m.last_read_id,
             })
             .collect(),
@@ -326,6 +395,19 @@ fn too_many_members() -> AppError {
         ErrorCode::InvalidInput,
         format!("a group has at most {MAX_GROUP_MEMBERS} members"),
     )
+}
+
+/// The users of a role-change list, each once; at most a group's worth.
+fn distinct_users(list: Option<&[UserId]>, field: &str) -> AppResult<Vec<UserId>> {
+    let list = list.unwrap_or_default();
+    if list.len() > MAX_GROUP_MEMBERS {
+        return Err(AppError::invalid(
+            ErrorCode::InvalidInput,
+            format!("{field} lists at most {MAX_GROUP_MEMBERS} users"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    Ok(list.iter().copied().filter(|u| seen.insert(*u)).collect())
 }
 
 fn check_title(title: &str) -> AppResult<String> {

@@ -15,7 +15,7 @@ use crate::auth::HashError;
 use crate::cache::CacheError;
 use crate::log::LogError;
 use crate::sessions::SessionError;
-use crate::store::StoreError;
+use crate::store::{GroupChangeError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -124,6 +124,35 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable("the database"),
             StoreError::Corrupt(_) | StoreError::Failed(_) => Self::internal(error),
+        }
+    }
+}
+
+impl From<GroupChangeError> for AppError {
+    fn from(error: GroupChangeError) -> Self {
+        match error {
+            GroupChangeError::Outsider => Self::NotFound("conversation"),
+            GroupChangeError::NotAGroup => Self::invalid(
+                ErrorCode::NotAGroup,
+                "a direct conversation has no admins and its members never change",
+            ),
+            GroupChangeError::NotAdmin => Self::forbidden(
+                ErrorCode::NotAdmin,
+                "only an admin of the group can do that (anyone may leave)",
+            ),
+            GroupChangeError::NotMember(user) => Self::invalid(
+                ErrorCode::NotAMember,
+                format!("user {user} is not a member of this group; add them first"),
+            ),
+            GroupChangeError::LastAdmin => Self::conflict(
+                ErrorCode::LastAdmin,
+                "a group needs an admin: make another member admin first",
+            ),
+            GroupChangeError::LastMember => Self::conflict(
+                ErrorCode::LastMember,
+                "the last member cannot leave the group",
+            ),
+            GroupChangeError::Store(error) => error.into(),
         }
     }
 }

@@ -171,6 +171,14 @@ impl Api {
         .await
     }
 
+    pub async fn patch(&self, path: &str, body: &impl Serialize) -> Reply {
+        self.send(
+            format!("PATCH {path}"),
+            self.request(reqwest::Method::PATCH, path).json(body),
+        )
+        .await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(
             format!("DELETE {path}"),

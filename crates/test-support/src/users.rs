@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use chat_protocol::http::{Conversation, CreateConversation, HistoryPage, Message, SendMessage};
+use chat_protocol::http::{
+    AddMembers, Conversation, CreateConversation, HistoryPage, Message, SendMessage,
+};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
 use chat_protocol::{ConversationId, MessageId};
 use reqwest::StatusCode;
@@ -39,6 +41,10 @@ impl TestUser {
         self.api.post(path, body).await
     }
 
+    pub async fn patch(&self, path: &str, body: &impl Serialize) -> Reply {
+        self.api.patch(path, body).await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         self.api.delete(path).await
     }
@@ -66,6 +72,17 @@ impl TestUser {
         )
         .await
         .expect(StatusCode::CREATED)
+    }
+
+    /// `POST /conversations/{id}/members` with `users`; the reply, to check.
+    pub async fn add_to_group(&self, group: ConversationId, users: &[&TestUser]) -> Reply {
+        self.post(
+            &format!("/conversations/{group}/members"),
+            &AddMembers {
+                user_ids: users.iter().map(|u| u.id()).collect(),
+            },
+        )
+        .await
     }
 
     pub async fn conversation(&self, id: ConversationId) -> Conversation {

@@ -32,6 +32,7 @@ describe("the API client", () => {
     await api.createDirect(bobId);
     await api.createGroup("Trip", [bobId]);
     await api.addMembers(conv, [bobId]);
+    await api.updateConversation(conv, { title: "Trip 2", add_admins: [bobId] });
     await api.history(conv, { before: messageId("20"), limit: 50 });
     await api.history(conv, { after: messageId("7") });
     await api.sendMessage(conv, { client_msg_id: "c1", body: "hi" });
@@ -43,6 +44,7 @@ describe("the API client", () => {
       ["POST", "/api/v1/conversations", { kind: "direct", user_id: "2" }],
       ["POST", "/api/v1/conversations", { kind: "group", title: "Trip", member_ids: ["2"] }],
       ["POST", "/api/v1/conversations/100/members", { user_ids: ["2"] }],
+      ["PATCH", "/api/v1/conversations/100", { title: "Trip 2", add_admins: ["2"] }],
       ["GET", "/api/v1/conversations/100/messages?before=20&limit=50", undefined],
       ["GET", "/api/v1/conversations/100/messages?after=7", undefined],
       ["POST", "/api/v1/conversations/100/messages", { client_msg_id: "c1", body: "hi" }],

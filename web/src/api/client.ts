@@ -13,10 +13,11 @@ import type {
   Message,
   MessageId,
   SendMessage,
+  UpdateConversation,
   User,
   UserId,
 } from "../protocol";
-import { getJson, postJson, sendForNothing, type ApiFetch } from "./http";
+import { getJson, patchJson, postJson, sendForNothing, type ApiFetch } from "./http";
 
 /** Which page of history: older than `before`, newer than `after`, at most `limit`. */
 export interface HistoryQuery {
@@ -35,7 +36,10 @@ export interface ChatApi {
   createDirect(userId: UserId): Promise<Conversation>;
   createGroup(title: string, memberIds: UserId[]): Promise<Conversation>;
   addMembers(id: ConversationId, userIds: UserId[]): Promise<Conversation>;
+  /** Removes a member (admins), or leaves the group (with one's own id). */
   removeMember(id: ConversationId, userId: UserId): Promise<void>;
+  /** Renames a group and makes or unmakes admins (admins only); all or nothing. */
+  updateConversation(id: ConversationId, change: UpdateConversation): Promise<Conversation>;
   /** A page of history, newest first. */
   history(id: ConversationId, query: HistoryQuery): Promise<HistoryPage>;
   /** Sends over HTTP (the WebSocket is the usual way); idempotent by `client_msg_id`. */
@@ -59,6 +63,8 @@ export function createChatApi(fetch: ApiFetch): ChatApi {
     addMembers: (id, userIds) =>
       postJson<AddMembers, Conversation>(fetch, `/conversations/${id}/members`, { user_ids: userIds }),
     removeMember: (id, userId) => sendForNothing(fetch, `/conversations/${id}/members/${userId}`, "DELETE"),
+    updateConversation: (id, change) =>
+      patchJson<UpdateConversation, Conversation>(fetch, `/conversations/${id}`, change),
     history: (id, query) => getJson<HistoryPage>(fetch, `/conversations/${id}/messages?${historyParams(query)}`),
     sendMessage: (id, req) => postJson<SendMessage, Message>(fetch, `/conversations/${id}/messages`, req),
   };

@@ -26,7 +26,7 @@ export function apiFetch(fetchImpl: typeof fetch): ApiFetch {
 }
 
 interface JsonRequest<Body> {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PATCH" | "DELETE";
   body?: Body;
   headers?: Record<string, string>;
 }
@@ -57,6 +57,12 @@ export async function postJson<Req, Res>(
   headers?: Record<string, string>,
 ): Promise<Res> {
   const res = await send(fetch, path, { method: "POST", body, headers });
+  return (await res.json()) as Res;
+}
+
+/** A PATCH of a JSON body, answered with the changed resource. */
+export async function patchJson<Req, Res>(fetch: ApiFetch, path: string, body: Req): Promise<Res> {
+  const res = await send(fetch, path, { method: "PATCH", body });
   return (await res.json()) as Res;
 }
 

@@ -1,12 +1,14 @@
 /** One open conversation: header, messages, who is typing, and the composer. */
-import { useState } from "react";
+import { useCallback, useState } from "react";
 import type { ConversationId } from "../protocol";
 import { openConversationLink } from "../navigation";
 import { useChat, useChatStore } from "../store/hooks";
+import { isAdmin } from "../store/roles";
 import { conversationTitle, directPeer, displayName, otherMembers, typingUserIds, userName } from "../store/selectors";
 import { Avatar } from "./Avatar";
 import { Composer } from "./Composer";
 import { GroupDialog } from "./GroupDialog";
+import { GroupSettings } from "./GroupSettings";
 import { MessageList } from "./MessageList";
 
 export function ConversationView({ conversationId }: { conversationId: ConversationId }) {
@@ -16,6 +18,8 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
   const presence = useChat((s) => s.presence);
   const typing = useChat((s) => s.typing[conversationId]);
   const [adding, setAdding] = useState(false);
+  const [settingsOpen, setSettingsOpen] = useState(false);
+  const closeSettings = useCallback(() => setSettingsOpen(false), []);
 
   if (!conv) {
     return (
@@ -50,9 +54,14 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
             {subtitle}
           </p>
         </div>
-        {conv.kind === "group" && (
-          <button type="button" className="ghost" onClick={() => setAdding(true)}>
+        {conv.kind === "group" && isAdmin(conv, me.id) && (
+          <button type="button" className="ghost add-people" onClick={() => setAdding(true)}>
             Add people
+          </button>
+        )}
+        {conv.kind === "group" && (
+          <button type="button" className="icon-button" aria-label="Group settings" title="Group settings" onClick={() => setSettingsOpen(true)}>
+            ⚙
           </button>
         )}
       </header>
@@ -78,6 +87,17 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
         onSend={(text) => store.sendMessage(conversationId, text) !== null}
         onTyping={() => store.notifyTyping(conversationId)}
       />
+
+      {settingsOpen && (
+        <GroupSettings
+          conversationId={conversationId}
+          onAddPeople={() => {
+            setSettingsOpen(false);
+            setAdding(true);
+          }}
+          onClose={closeSettings}
+        />
+      )}
 
       {adding && conv.kind === "group" && (
         <GroupDialog

@@ -16,7 +16,15 @@
  *   meanwhile (then it goes again after the next `ready`);
  * - read receipts go out only for the conversation on screen while the page is visible.
  */
-import type { ClientFrame, Conversation, ConversationId, ServerFrame, User, UserId } from "../protocol";
+import type {
+  ClientFrame,
+  Conversation,
+  ConversationId,
+  ServerFrame,
+  UpdateConversation,
+  User,
+  UserId,
+} from "../protocol";
 import { MAX_BODY_CHARS } from "../protocol";
 import type { ChatApi } from "../api/client";
 import { messageId, newUuid } from "../lib/ids";
@@ -24,6 +32,7 @@ import { isBodyTooLong } from "../lib/messageBody";
 import type { ConnectionStatus } from "../realtime/socket";
 import type { ChatEvent } from "./events";
 import { chatReducer } from "./reducer";
+import { withoutMember } from "./roles";
 import { readReceiptDue } from "./selectors";
 import { olderPageCursor } from "./slices/messages";
 import { initialChatState, type ChatState, type OutgoingMessage } from "./state";
@@ -299,6 +308,25 @@ export class ChatStore {
   async addMembers(conversationId: ConversationId, userIds: UserId[]): Promise<void> {
     // The answer is the conversation with its new members.
     this.received(await this.api.addMembers(conversationId, userIds));
+  }
+
+  /** Renames a group or makes or unmakes admins; the answer is the changed group. */
+  async updateConversation(conversationId: ConversationId, change: UpdateConversation): Promise<void> {
+    this.received(await this.api.updateConversation(conversationId, change));
+  }
+
+  /** Removes someone else from a group (as an admin). */
+  async removeMember(conversationId: ConversationId, userId: UserId): Promise<void> {
+    await this.api.removeMember(conversationId, userId);
+    // The answer has no body; show the change now rather than at the `conversation` frame.
+    const conv = this.state.conversations.byId[conversationId];
+    if (conv) this.received(withoutMember(conv, userId));
+  }
+
+  /** Leaves a group: it goes from the list at once (the `removed` frame follows). */
+  async leaveConversation(conversationId: ConversationId): Promise<void> {
+    await this.api.removeMember(conversationId, this.state.me.id);
+    this.dispatch({ type: "conversation_removed", conversationId });
   }
 
   private received(conversation: Conversation): Conversation {

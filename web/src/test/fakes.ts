@@ -7,6 +7,7 @@ import type {
   Message,
   SendMessage,
   ServerFrame,
+  UpdateConversation,
   User,
   UserId,
 } from "../protocol";
@@ -118,6 +119,8 @@ export class FakeApi implements ChatApi {
   calls: Array<{ endpoint: Endpoint; args: unknown[] }> = [];
   readonly conversations = new Map<ConversationId, Conversation>();
   users: User[] = [];
+  /** Set to make `removeMember` and `updateConversation` refuse, as the server would. */
+  refusal: ApiError | null = null;
 
   constructor(
     conversations: Conversation[] = [],
@@ -174,7 +177,11 @@ export class FakeApi implements ChatApi {
   }
   removeMember(id: ConversationId, userId: UserId): Promise<void> {
     this.record("removeMember", id, userId);
-    return Promise.resolve();
+    return this.refusal ? Promise.reject(this.refusal) : Promise.resolve();
+  }
+  updateConversation(id: ConversationId, change: UpdateConversation): Promise<Conversation> {
+    this.record("updateConversation", id, change);
+    return this.refusal ? Promise.reject(this.refusal) : this.known(id);
   }
   history(id: ConversationId, query: HistoryQuery): Promise<HistoryPage> {
     this.record("history", id, query);

@@ -36,11 +36,32 @@ export function direct(id: ConversationId = DIRECT_ID, last: Message | null = nu
     kind: "direct",
     title: null,
     members: [
-      { user: alice, last_read_id: null },
-      { user: bob, last_read_id: null },
+      { user: alice, role: "member", last_read_id: null },
+      { user: bob, role: "member", last_read_id: null },
     ],
     last_message: last,
     unread_count: unread,
+    unread_mentions: 0,
+    created_at: "2026-01-01T00:00:00Z",
+  };
+}
+
+/** The group the role tests use. */
+export const GROUP_ID = conversationId("500");
+
+/** A group of Alice, Bob and Carol in joining order; `admins` administer it (Alice by default). */
+export function group(admins: User[] = [alice], members: User[] = [alice, bob, carol]): Conversation {
+  return {
+    id: GROUP_ID,
+    kind: "group",
+    title: "Trip",
+    members: members.map((user) => ({
+      user,
+      role: admins.includes(user) ? "admin" : "member",
+      last_read_id: null,
+    })),
+    last_message: null,
+    unread_count: 0,
     unread_mentions: 0,
     created_at: "2026-01-01T00:00:00Z",
   };

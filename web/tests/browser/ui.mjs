@@ -43,6 +43,23 @@ export async function countMessages(page, text) {
   return page.locator(".message .body", { hasText: text }).count();
 }
 
+/**
+ * Creates a group with the people found by these usernames (each checked by its
+ * display name) and waits until it is open. @param {Page} page @param {string} title
+ * @param {Array<{ username: string, displayName: string }>} people
+ */
+export async function createGroup(page, title, people) {
+  await page.getByRole("button", { name: "New group" }).click();
+  const dialog = page.getByRole("dialog", { name: "New group" });
+  await dialog.getByLabel("Group name").fill(title);
+  for (const { username, displayName } of people) {
+    await dialog.getByPlaceholder("Search by username").fill(username);
+    await dialog.getByLabel(`Add ${displayName}`).check();
+  }
+  await dialog.getByRole("button", { name: "Create group" }).click();
+  await page.locator(".conversation-header h2", { hasText: title }).waitFor();
+}
+
 /** @param {Page} page @param {string} title */
 export async function openConversation(page, title) {
   await page.locator(".conversation-list .row", { hasText: title }).first().click();

@@ -83,7 +83,10 @@ fn api_routes() -> Router<HttpState> {
             "/conversations",
             post(conversations::create).get(conversations::list),
         )
-        .route("/conversations/{id}", get(conversations::get_one))
+        .route(
+            "/conversations/{id}",
+            get(conversations::get_one).patch(conversations::update),
+        )
         .route(
             "/conversations/{id}/members",
             post(conversations::add_members),
@@ -121,7 +124,7 @@ fn api_routes() -> Router<HttpState> {
     paths(
         auth::signup, auth::login, auth::refresh, auth::logout,
         users::me, users::search,
-        conversations::create, conversations::list, conversations::get_one,
+        conversations::create, conversations::list, conversations::get_one, conversations::update,
         conversations::add_members, conversations::remove_member,
         messages::history, messages::send, messages::get_one, messages::edit,
         messages::delete, messages::react, messages::unreact, messages::search,

@@ -2,7 +2,7 @@
 //! and the HTTP handlers never name an adapter:
 //!
 //! - [`Users`]: accounts and their password hashes.
-//! - [`Conversations`]: conversations and their members.
+//! - [`Conversations`]: conversations, their members and the members' roles.
 //! - [`ReadMarkers`]: how far each member has read.
 //! - [`MessageStore`]: the queryable history the persister materializes from the log.
 //!
@@ -12,6 +12,7 @@
 //! same behaviour on both.
 
 pub mod postgres;
+pub mod roster;
 mod sql;
 pub mod sqlite;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chat_protocol::events::Event;
-use chat_protocol::http::{ConversationKind, Message, Reaction, User};
+use chat_protocol::http::{ConversationKind, MemberRole, Message, Reaction, User};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -43,6 +44,43 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+pub use roster::Removal;
+
+/// Why a change to a group's members or roles was refused; a refused change
+/// changes nothing.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum GroupChangeError {
+    /// The one asking is not a member (or the conversation does not exist).
+    #[error("not a member of the conversation")]
+    Outsider,
+    /// A direct conversation: it has no admins and its members never change.
+    #[error("only a group's members and roles can change")]
+    NotAGroup,
+    /// The one asking is a member, not an admin.
+    #[error("only an admin of the group can do that")]
+    NotAdmin,
+    /// A user the change names is not a member.
+    #[error("user {0} is not a member of the group")]
+    NotMember(UserId),
+    /// The change would leave the group without an admin.
+    #[error("the group would have no admin left")]
+    LastAdmin,
+    /// The change would leave the group without members.
+    #[error("the group would have no member left")]
+    LastMember,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `PATCH /conversations/{id}` changes, already validated (a trimmed title,
+/// distinct users, nobody in both lists).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GroupUpdate<'a> {
+    pub title: Option<&'a str>,
+    pub add_admins: &'a [UserId],
+    pub remove_admins: &'a [UserId],
+}
+
 /// A user row with its password hash, for login.
 #[derive(Clone, Debug)]
 pub struct Credentials {
@@ -61,6 +99,7 @@ pub struct ConversationRecord {
 #[derive(Clone, Debug)]
 pub struct MemberRecord {
     pub user: User,
+    pub role: MemberRole,
     pub last_read_id: Option<MessageId>,
 }
 
@@ -98,6 +137,7 @@ pub trait Conversations: Send + Sync {
         a: UserId,
         b: UserId,
     ) -> StoreResult<(ConversationId, bool)>;
+    /// A group of `members`; the first of them, its creator, is its admin.
     async fn create_group(&self, title: &str, members: &[UserId]) -> StoreResult<ConversationId>;
     /// The conversations among `ids` that exist (any order).
     async fn conversations(&self, ids: &[ConversationId]) -> StoreResult<Vec<ConversationRecord>>;
@@ -110,16 +150,34 @@ pub trait Conversations: Send + Sync {
     async fn member_ids(&self, id: ConversationId) -> StoreResult<Vec<UserId>>;
     /// The conversations `user` belongs to.
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationId>>;
-    /// Adds members; returns the ones that were not members before, in the order given.
-    async fn add_members(&self, id: ConversationId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
-    /// Removes a member; false if they were not one.
-    async fn remove_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool>;
+    /// Whether `user` administers the group `id` (false for outsiders).
+    async fn is_admin(&self, id: ConversationId, user: UserId) -> StoreResult<bool>;
+    /// `by`, an admin, adds members (as plain members); returns the ones that were not
+    /// members before, in the order given.
+    async fn add_members(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, GroupChangeError>;
+    /// `by` removes `user`: themselves (leaving), or anyone as an admin. In the same
+    /// transaction, the last admin leaving makes the longest-standing remaining
+    /// member admin; the last member cannot leave (see [`roster::Roster`]).
+    async fn remove_member(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        user: UserId,
+    ) -> Result<Removal, GroupChangeError>;
+    /// `by`, an admin, renames the group and makes or unmakes admins, all or nothing.
+    async fn update_group(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        update: GroupUpdate<'_>,
+    ) -> Result<(), GroupChangeError>;
     /// Everyone who shares a conversation with `user`, `user` excluded.
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
-    /// Whether `user` administers the group `id`.
-    async fn is_admin(&self, _id: ConversationId, _user: UserId) -> StoreResult<bool> {
-        Ok(false)
-    }
 }
 
 #[async_trait]

@@ -1,7 +1,7 @@
 //! Driver errors as [`StoreError`]s: the one place the SQL adapters' `?` goes
 //! through.
 
-use super::StoreError;
+use super::{GroupChangeError, StoreError};
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
@@ -17,5 +17,11 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(error.to_string()),
             other => StoreError::Failed(other.to_string()),
         }
+    }
+}
+
+impl From<sqlx::Error> for GroupChangeError {
+    fn from(error: sqlx::Error) -> Self {
+        GroupChangeError::Store(error.into())
     }
 }

@@ -87,6 +87,25 @@ pub struct Postgres {
 }
 
 pub async fn postgres() -> anyhow::Result<Postgres> {
+    let (admin, name) = create_database().await?;
+    let pool = database::postgres::open(admin.clone().database(&name).to_url_lossy().as_ref())
+        .await
+        .with_context(|| format!("opening and migrating {name}"))?;
+    Ok(Postgres { pool, admin, name })
+}
+
+/// A fresh PostgreSQL database with no tables, for testing a migration on rows
+/// written before it.
+pub async fn postgres_unmigrated() -> anyhow::Result<Postgres> {
+    let (admin, name) = create_database().await?;
+    let pool = PgPool::connect_with(admin.clone().database(&name))
+        .await
+        .with_context(|| format!("opening {name}"))?;
+    Ok(Postgres { pool, admin, name })
+}
+
+/// A new database of a unique name: the server to reach it through, and its name.
+async fn create_database() -> anyhow::Result<(PgConnectOptions, String)> {
     let base =
         std::env::var("CHAT_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
     let admin = PgConnectOptions::from_str(&base)
@@ -101,10 +120,7 @@ pub async fn postgres() -> anyhow::Result<Postgres> {
         .await
         .with_context(|| format!("creating the test database {name}"))?;
     conn.close().await?;
-    let pool = database::postgres::open(admin.clone().database(&name).to_url_lossy().as_ref())
-        .await
-        .with_context(|| format!("opening and migrating {name}"))?;
-    Ok(Postgres { pool, admin, name })
+    Ok((admin, name))
 }
 
 impl Postgres {

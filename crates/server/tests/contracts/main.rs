@@ -19,6 +19,7 @@ mod events;
 mod fixtures;
 mod log;
 mod redis_cluster;
+mod roles;
 mod sessions;
 mod stores;
 

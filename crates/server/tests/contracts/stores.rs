@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use chat_protocol::events::{Event, MessagePosted};
 use chat_protocol::http::{ConversationKind, Message};
 use chat_protocol::{ConversationId, MessageId, UserId};
-use chat_server::store::{ActivityQuery, CreateUserError, Replay, StoreError};
+use chat_server::store::{
+    ActivityQuery, CreateUserError, GroupChangeError, Removal, Replay, StoreError,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -179,11 +181,12 @@ async fn groups_gain_and_lose_members(s: &StorePorts) -> anyhow::Result<()> {
     assert_eq!(record.kind, ConversationKind::Group);
     assert_eq!(record.title.as_deref(), Some("team"));
 
+    // a created it, so a is its admin.
     assert_eq!(
-        s.conversations.add_members(group, &[d, b, c, d]).await?,
+        s.conversations.add_members(group, a, &[d, b, c, d]).await?,
         vec![d, c]
     );
-    assert!(s.conversations.add_members(group, &[]).await?.is_empty());
+    assert!(s.conversations.add_members(group, a, &[]).await?.is_empty());
     let members = s
         .conversations
         .members(&[group])
@@ -193,8 +196,14 @@ async fn groups_gain_and_lose_members(s: &StorePorts) -> anyhow::Result<()> {
     assert_eq!(members.len(), 4);
     assert!(members.iter().all(|m| m.last_read_id.is_none()));
 
-    assert!(s.conversations.remove_member(group, c).await?);
-    assert!(!s.conversations.remove_member(group, c).await?);
+    assert_eq!(
+        s.conversations.remove_member(group, a, c).await?,
+        Removal::default()
+    );
+    assert!(matches!(
+        s.conversations.remove_member(group, a, c).await,
+        Err(GroupChangeError::NotMember(user)) if user == c
+    ));
     assert!(!s.conversations.member_ids(group).await?.contains(&c));
     assert_eq!(s.conversations.conversations_of(a).await?, vec![group]);
     assert!(s.conversations.conversations_of(c).await?.is_empty());

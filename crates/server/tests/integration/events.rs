@@ -633,6 +633,34 @@ async fn bad_changes_are_refused_with_a_clear_error_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_group_admin_deletes_any_message_and_a_direct_conversation_has_no_admin() {
+    let server = chat().start().await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    let group = alice.group_with("crew", &[&bob]).await;
+    let direct = bob.direct_with(&alice).await;
+    let mut alice_ws = alice.connect().await;
+    let bobs = bob.send_http(group.id, "spam").await;
+    let bobs_direct = bob.send_http(direct.id, "hi").await;
+    // Alice created the group: she administers it, and may delete bob's message there.
+    delete_ws(&mut alice_ws, &bobs)
+        .await
+        .expect("an admin deletes");
+    message_when(&bob, &bobs, "the deletion is stored", |m| m.deleted).await;
+    // In a direct conversation nobody is an admin.
+    assert_eq!(
+        delete_ws(&mut alice_ws, &bobs_direct).await,
+        Err(ErrorCode::NotAuthor)
+    );
+    // An admin may not edit someone else's message.
+    let other = bob.send_http(group.id, "mine").await;
+    assert_eq!(
+        edit_ws(&mut alice_ws, &other, "hers").await,
+        Err(ErrorCode::NotAuthor)
+    );
+}
+
+#[tokio::test]
 async fn mentions_resolve_to_members_and_count_until_read() {
     let server = chat().start().await;
     let alice = server.signup("alice").await;

@@ -11,6 +11,7 @@ mod events;
 mod faults;
 mod hostile;
 mod realtime;
+mod roles;
 
 use chat_test_support::server::{Server, ServerBuilder};
 

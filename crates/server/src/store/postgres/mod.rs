@@ -2,7 +2,9 @@
 //! history the persister materializes from the log, shared by every node of a
 //! cluster. Same semantics as the SQLite adapter; where several nodes may race (two
 //! users opening the same direct conversation) the outcome is decided by one atomic
-//! statement, not read-then-write.
+//! statement, not read-then-write; a change to a group's members or roles first
+//! locks the group's row (`FOR NO KEY UPDATE`), so such changes to one group run one
+//! after the other and each sees the roster the previous one left.
 //!
 //! Queries are plain parameterized SQL; lists travel as array parameters (`= ANY($1)`,
 //! `UNNEST`), so nothing is built from input and a statement's text never depends on
@@ -11,15 +13,16 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use chat_protocol::http::{ConversationKind, Message, User};
+use chat_protocol::http::{ConversationKind, MemberRole, Message, User};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+use super::roster::{Roster, RosterEntry, role_column, role_of};
 use super::{
-    ConversationRecord, Conversations, CreateUserError, Credentials, MemberRecord, ReadMarkers,
-    StoreError, StoreResult, Users,
+    ConversationRecord, Conversations, CreateUserError, Credentials, GroupChangeError, GroupUpdate,
+    MemberRecord, ReadMarkers, Removal, StoreError, StoreResult, Users,
 };
 use crate::database::is_unique_violation;
 use crate::database::postgres::{now_ms, time_of};
@@ -90,6 +93,57 @@ fn ids_of<T>(items: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
 
 fn count_of(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Locks the group's row for the rest of the transaction, then reads its kind and
+/// members with their roles, longest-standing first.
+async fn locked_roster(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: ConversationId,
+) -> Result<Roster, GroupChangeError> {
+    let Some(row) = sqlx::query("SELECT kind FROM conversations WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(id.0)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Err(GroupChangeError::Outsider);
+    };
+    let kind = kind_of(row.try_get("kind")?);
+    let rows = sqlx::query(
+        "SELECT user_id, role FROM members WHERE conversation_id = $1
+         ORDER BY joined_at, user_id",
+    )
+    .bind(id.0)
+    .fetch_all(&mut **tx)
+    .await?;
+    let members = rows
+        .iter()
+        .map(|row| {
+            Ok(RosterEntry {
+                user: UserId(row.try_get("user_id")?),
+                role: role_of(row.try_get("role")?)?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(Roster { kind, members })
+}
+
+async fn set_role(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: ConversationId,
+    users: &[UserId],
+    role: MemberRole,
+) -> StoreResult<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE members SET role = $3 WHERE conversation_id = $1 AND user_id = ANY($2)")
+        .bind(id.0)
+        .bind(ids_of(users, |id| id.0))
+        .bind(role_column(role))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The message columns as `message_of` reads them (the UUID as text, since sqlx's
@@ -241,9 +295,11 @@ impl Conversations for PostgresStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
+        // The creator (the first member) is the admin.
         sqlx::query(
-            "INSERT INTO members (conversation_id, user_id, joined_at)
-             SELECT $1, user_id, $3 FROM UNNEST($2::bigint[]) AS u (user_id)
+            "INSERT INTO members (conversation_id, user_id, joined_at, role)
+             SELECT $1, user_id, $3, CASE WHEN n = 1 THEN 'admin' ELSE 'member' END
+             FROM UNNEST($2::bigint[]) WITH ORDINALITY AS u (user_id, n)
              ON CONFLICT DO NOTHING",
         )
         .bind(id)
@@ -278,7 +334,7 @@ impl Conversations for PostgresStore {
         ids: &[ConversationId],
     ) -> StoreResult<HashMap<ConversationId, Vec<MemberRecord>>> {
         let rows = sqlx::query(
-            "SELECT m.conversation_id, u.id, u.username, u.display_name, m.last_read_id
+            "SELECT m.conversation_id, u.id, u.username, u.display_name, m.role, m.last_read_id
              FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.conversation_id = ANY($1) ORDER BY m.conversation_id, m.joined_at, u.id",
         )
@@ -291,6 +347,7 @@ impl Conversations for PostgresStore {
                 .or_default()
                 .push(MemberRecord {
                     user: user_of(row)?,
+                    role: role_of(row.try_get("role")?)?,
                     last_read_id: row
                         .try_get::<Option<i64>, _>("last_read_id")?
                         .map(MessageId),
@@ -319,7 +376,27 @@ impl Conversations for PostgresStore {
             .collect()
     }
 
-    async fn add_members(&self, id: ConversationId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+    async fn is_admin(&self, id: ConversationId, user: UserId) -> StoreResult<bool> {
+        let row =
+            sqlx::query("SELECT role FROM members WHERE conversation_id = $1 AND user_id = $2")
+                .bind(id.0)
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            Some(row) => Ok(role_of(row.try_get("role")?)? == MemberRole::Admin),
+            None => Ok(false),
+        }
+    }
+
+    async fn add_members(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, GroupChangeError> {
+        let mut tx = self.pool.begin().await?;
+        locked_roster(&mut tx, id).await?.check_admin(by)?;
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -332,8 +409,9 @@ impl Conversations for PostgresStore {
         .bind(id.0)
         .bind(ids_of(users, |id| id.0))
         .bind(now_ms())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let mut inserted = rows
             .iter()
             .map(|row| row.try_get::<i64, _>("user_id"))
@@ -346,13 +424,49 @@ impl Conversations for PostgresStore {
             .collect())
     }
 
-    async fn remove_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
+    async fn remove_member(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        user: UserId,
+    ) -> Result<Removal, GroupChangeError> {
+        let mut tx = self.pool.begin().await?;
+        let removal = locked_roster(&mut tx, id).await?.plan_removal(by, user)?;
+        sqlx::query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
             .bind(id.0)
             .bind(user.0)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if let Some(promoted) = removal.promoted {
+            set_role(&mut tx, id, &[promoted], MemberRole::Admin).await?;
+        }
+        tx.commit().await?;
+        Ok(removal)
+    }
+
+    async fn update_group(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        update: GroupUpdate<'_>,
+    ) -> Result<(), GroupChangeError> {
+        let mut tx = self.pool.begin().await?;
+        locked_roster(&mut tx, id).await?.plan_role_change(
+            by,
+            update.add_admins,
+            update.remove_admins,
+        )?;
+        if let Some(title) = update.title {
+            sqlx::query("UPDATE conversations SET title = $2 WHERE id = $1")
+                .bind(id.0)
+                .bind(title)
+                .execute(&mut *tx)
+                .await?;
+        }
+        set_role(&mut tx, id, update.add_admins, MemberRole::Admin).await?;
+        set_role(&mut tx, id, update.remove_admins, MemberRole::Member).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {

@@ -5,14 +5,15 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chat_protocol::http::{ConversationKind, Message, User};
+use chat_protocol::http::{ConversationKind, MemberRole, Message, User};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+use super::roster::{Roster, RosterEntry, role_column, role_of};
 use super::{
-    ConversationRecord, Conversations, CreateUserError, Credentials, MemberRecord, ReadMarkers,
-    StoreResult, Users,
+    ConversationRecord, Conversations, CreateUserError, Credentials, GroupChangeError, GroupUpdate,
+    MemberRecord, ReadMarkers, Removal, StoreResult, Users,
 };
 use crate::database::is_unique_violation;
 use crate::database::sqlite::{SqlitePools, now_ms, time_of};
@@ -90,6 +91,56 @@ async fn insert_members(
         }
     }
     Ok(added)
+}
+
+/// The group's kind and members with their roles, longest-standing first. There is
+/// one writer connection, so inside a write transaction nothing changes the group
+/// until it commits.
+async fn roster(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: ConversationId,
+) -> Result<Roster, GroupChangeError> {
+    let Some(row) = sqlx::query("SELECT kind FROM conversations WHERE id = ?")
+        .bind(id.0)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Err(GroupChangeError::Outsider);
+    };
+    let kind = kind_of(row.try_get("kind")?);
+    let rows = sqlx::query(
+        "SELECT user_id, role FROM members WHERE conversation_id = ? ORDER BY joined_at, user_id",
+    )
+    .bind(id.0)
+    .fetch_all(&mut **tx)
+    .await?;
+    let members = rows
+        .iter()
+        .map(|row| {
+            Ok(RosterEntry {
+                user: UserId(row.try_get("user_id")?),
+                role: role_of(row.try_get("role")?)?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(Roster { kind, members })
+}
+
+async fn set_role(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: ConversationId,
+    users: &[UserId],
+    role: MemberRole,
+) -> StoreResult<()> {
+    for user in users {
+        sqlx::query("UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?")
+            .bind(role_column(role))
+            .bind(id.0)
+            .bind(user.0)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -219,9 +270,13 @@ impl Conversations for SqliteStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        insert_members(&mut tx, ConversationId(id), members, now).await?;
+        let id = ConversationId(id);
+        insert_members(&mut tx, id, members, now).await?;
+        if let Some(creator) = members.first() {
+            set_role(&mut tx, id, &[*creator], MemberRole::Admin).await?;
+        }
         tx.commit().await?;
-        Ok(ConversationId(id))
+        Ok(id)
     }
 
     async fn conversations(&self, ids: &[ConversationId]) -> StoreResult<Vec<ConversationRecord>> {
@@ -250,7 +305,7 @@ impl Conversations for SqliteStore {
         let mut out: HashMap<ConversationId, Vec<MemberRecord>> = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let mut query = QueryBuilder::new(
-                "SELECT m.conversation_id, u.id, u.username, u.display_name, m.last_read_id
+                "SELECT m.conversation_id, u.id, u.username, u.display_name, m.role, m.last_read_id
                  FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id IN ",
             );
             push_id_list(&mut query, chunk, |id| id.0);
@@ -260,6 +315,7 @@ impl Conversations for SqliteStore {
                     .or_default()
                     .push(MemberRecord {
                         user: user_of(&row)?,
+                        role: role_of(row.try_get("role")?)?,
                         last_read_id: row
                             .try_get::<Option<i64>, _>("last_read_id")?
                             .map(MessageId),
@@ -289,20 +345,72 @@ impl Conversations for SqliteStore {
             .collect()
     }
 
-    async fn add_members(&self, id: ConversationId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+    async fn is_admin(&self, id: ConversationId, user: UserId) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT role FROM members WHERE conversation_id = ? AND user_id = ?")
+            .bind(id.0)
+            .bind(user.0)
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            Some(row) => Ok(role_of(row.try_get("role")?)? == MemberRole::Admin),
+            None => Ok(false),
+        }
+    }
+
+    async fn add_members(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, GroupChangeError> {
         let mut tx = self.write.begin().await?;
+        roster(&mut tx, id).await?.check_admin(by)?;
         let added = insert_members(&mut tx, id, users, now_ms()).await?;
         tx.commit().await?;
         Ok(added)
     }
 
-    async fn remove_member(&self, id: ConversationId, user: UserId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
+    async fn remove_member(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        user: UserId,
+    ) -> Result<Removal, GroupChangeError> {
+        let mut tx = self.write.begin().await?;
+        let removal = roster(&mut tx, id).await?.plan_removal(by, user)?;
+        sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
             .bind(id.0)
             .bind(user.0)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if let Some(promoted) = removal.promoted {
+            set_role(&mut tx, id, &[promoted], MemberRole::Admin).await?;
+        }
+        tx.commit().await?;
+        Ok(removal)
+    }
+
+    async fn update_group(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        update: GroupUpdate<'_>,
+    ) -> Result<(), GroupChangeError> {
+        let mut tx = self.write.begin().await?;
+        roster(&mut tx, id)
+            .await?
+            .plan_role_change(by, update.add_admins, update.remove_admins)?;
+        if let Some(title) = update.title {
+            sqlx::query("UPDATE conversations SET title = ? WHERE id = ?")
+                .bind(title)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        set_role(&mut tx, id, update.add_admins, MemberRole::Admin).await?;
+        set_role(&mut tx, id, update.remove_admins, MemberRole::Member).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
