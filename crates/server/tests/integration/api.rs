@@ -817,11 +817,42 @@ async fn the_openapi_document_lists_every_path() {
             "/conversations/{}/members",
             "/conversations/{}/members/{}",
             "/conversations/{}/messages",
+            "/conversations/{}/messages/{}",
+            "/conversations/{}/messages/{}/reactions/{}",
+            "/search",
         ] {
             assert!(
                 paths.iter().any(|p| p.ends_with(wanted)
                     && (p.len() == wanted.len() || p.ends_with(&format!("/v1{wanted}")))),
                 "{at} does not document {wanted}; it has {paths:?}"
+            );
+        }
+        // Every method of the message paths, with the schemas of their bodies.
+        let message = doc["paths"]
+            .as_object()
+            .and_then(|paths| {
+                paths
+                    .iter()
+                    .find(|(p, _)| normalize(p).ends_with("/conversations/{}/messages/{}"))
+            })
+            .map(|(_, item)| item.clone())
+            .expect("the message path");
+        for method in ["get", "patch", "delete"] {
+            assert!(
+                message.get(method).is_some(),
+                "{at}: no {method} of a message"
+            );
+        }
+        for schema in [
+            "EditMessage",
+            "SearchPage",
+            "SearchHit",
+            "Marked",
+            "Reaction",
+        ] {
+            assert!(
+                doc["components"]["schemas"].get(schema).is_some(),
+                "{at}: no schema {schema}"
             );
         }
     }
