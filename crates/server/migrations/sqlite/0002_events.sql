@@ -71,9 +71,13 @@ CREATE TABLE mentions (
 ) WITHOUT ROWID;
 CREATE INDEX mentions_by_message ON mentions (message_id);
 
--- Full-text search over live bodies; the rowid is the message id.
+-- Full-text search over live bodies; the rowid is the message id. Contentless: the
+-- index keeps no copy of the body (history has it, and marks matches itself), and
+-- `contentless_delete` lets an edit or a deletion take its row out.
 CREATE VIRTUAL TABLE message_search USING fts5 (
     body,
+    content = '',
+    contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2'
 );
 INSERT INTO message_search (rowid, body) SELECT id, body FROM messages;
