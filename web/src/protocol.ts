@@ -13,7 +13,68 @@ export type Message = { id: MessageId, conversation_id: ConversationId, sender_i
 /**
  * The sender's idempotency key for this message.
  */
-client_msg_id: string, created_at: string, };
+client_msg_id: string, created_at: string, 
+/**
+ * The message this one replies to, in the same conversation.
+ */
+reply_to: MessageId | null, 
+/**
+ * Members named as `@username` in the body.
+ */
+mentions: Array<UserId>, 
+/**
+ * When the body was last edited; `null` if never.
+ */
+edited_at: string | null, 
+/**
+ * A deleted message keeps its id, sender and time; its body is `""`.
+ */
+deleted: boolean, 
+/**
+ * The reactions, one entry per emoji, in the order each was first used.
+ */
+reactions: Array<Reaction>, };
+
+export type Reaction = { emoji: string, count: number, 
+/**
+ * Whether the reader is among them.
+ */
+me: boolean, 
+/**
+ * Who reacted, in the order they did: clients apply `reaction` events to this set,
+ * so a repeated event changes nothing.
+ */
+user_ids: Array<UserId>, };
+
+export type MessageEdited = { 
+/**
+ * The event's own id.
+ */
+id: MessageId, conversation_id: ConversationId, 
+/**
+ * The message it changes.
+ */
+message_id: MessageId, 
+/**
+ * Who edited (always the author).
+ */
+user_id: UserId, client_msg_id: string, body: string, mentions: Array<UserId>, 
+/**
+ * When it was edited: the message's new `edited_at`.
+ */
+at: string, };
+
+export type MessageDeleted = { id: MessageId, conversation_id: ConversationId, message_id: MessageId, 
+/**
+ * Who deleted it: the author, or an admin of the group.
+ */
+user_id: UserId, client_msg_id: string, at: string, };
+
+export type ReactionChanged = { id: MessageId, conversation_id: ConversationId, message_id: MessageId, user_id: UserId, client_msg_id: string, 
+/**
+ * One emoji (a single grapheme).
+ */
+emoji: string, on: boolean, at: string, };
 
 export type ConversationKind = "direct" | "group";
 
@@ -31,7 +92,11 @@ title: string | null, members: Array<Member>, last_message: Message | null,
 /**
  * Messages from others newer than the caller's read marker.
  */
-unread_count: number, created_at: string, };
+unread_count: number, 
+/**
+ * Those of them that mention the caller.
+ */
+unread_mentions: number, created_at: string, };
 
 export type SignupRequest = { username: string, password: string, display_name?: string, };
 
@@ -55,9 +120,33 @@ export type HistoryPage = { messages: Array<Message>,
  */
 has_more: boolean, };
 
-export type SendMessage = { client_msg_id: string, body: string, };
+export type SendMessage = { client_msg_id: string, body: string, 
+/**
+ * A message of the same conversation this one answers.
+ */
+reply_to?: MessageId, };
 
-export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_group" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_found" | "username_taken" | "send_in_progress" | "sync_in_progress" | "too_large" | "rate_limited" | "too_many_attempts" | "unavailable" | "internal" | "unknown";
+export type EditMessage = { client_msg_id: string, body: string, };
+
+export type SearchPage = { results: Array<SearchHit>, 
+/**
+ * Pass as `before` for the next page; `null` when there is none.
+ */
+next_before: MessageId | null, };
+
+export type SearchHit = { message: Message, 
+/**
+ * The body in order: concatenated, the pieces are the body.
+ */
+marked: Array<Marked>, };
+
+export type Marked = { text: string, 
+/**
+ * Whether this piece is a matched term.
+ */
+matched: boolean, };
+
+export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_group" | "not_author" | "message_deleted" | "invalid_reply" | "invalid_emoji" | "too_many_reactions" | "invalid_query" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_found" | "username_taken" | "send_in_progress" | "sync_in_progress" | "too_large" | "rate_limited" | "too_many_attempts" | "unavailable" | "internal" | "unknown";
 
 export type ErrorBody = { error: ErrorDetail, };
 
@@ -77,11 +166,25 @@ export type Readiness = { ready: boolean,
  */
 checks: { [key in string]?: string }, };
 
-export type ClientFrame = { "type": "auth", token: string, } | { "type": "send", conversation_id: ConversationId, client_msg_id: string, body: string, } | { "type": "typing", conversation_id: ConversationId, } | { "type": "read", conversation_id: ConversationId, message_id: MessageId, } | { "type": "sync", since?: MessageId, } | { "type": "ping" };
+export type ClientFrame = { "type": "auth", token: string, } | { "type": "send", conversation_id: ConversationId, client_msg_id: string, body: string, 
+/**
+ * A message of the same conversation this one answers.
+ */
+reply_to?: MessageId, } | { "type": "edit", conversation_id: ConversationId, message_id: MessageId, client_msg_id: string, body: string, } | { "type": "delete", conversation_id: ConversationId, message_id: MessageId, client_msg_id: string, } | { "type": "react", conversation_id: ConversationId, message_id: MessageId, client_msg_id: string, emoji: string, on: boolean, } | { "type": "typing", conversation_id: ConversationId, } | { "type": "read", conversation_id: ConversationId, message_id: MessageId, } | { "type": "sync", since?: MessageId, } | { "type": "ping" };
 
-export type ServerFrame = { "type": "ready", user: User, heartbeat_ms: number, } | { "type": "ack", client_msg_id: string, message_id: MessageId, conversation_id: ConversationId, } | { "type": "message", message: Message, } | { "type": "typing", conversation_id: ConversationId, user_id: UserId, } | { "type": "read", conversation_id: ConversationId, user_id: UserId, message_id: MessageId, } | { "type": "presence", user_id: UserId, online: boolean, } | { "type": "conversation", conversation: Conversation, } | { "type": "removed", conversation_id: ConversationId, } | { "type": "synced", until: MessageId | null, } | { "type": "error", code: ErrorCode, message: string, client_msg_id?: string, } | { "type": "pong" };
+export type ServerFrame = { "type": "ready", user: User, heartbeat_ms: number, } | { "type": "ack", client_msg_id: string, 
+/**
+ * The message posted or changed.
+ */
+message_id: MessageId, conversation_id: ConversationId, 
+/**
+ * The event's id (a send's is the message's).
+ */
+event_id: MessageId, } | { "type": "message", message: Message, } | { "type": "edited" } & MessageEdited | { "type": "deleted" } & MessageDeleted | { "type": "reaction" } & ReactionChanged | { "type": "typing", conversation_id: ConversationId, user_id: UserId, } | { "type": "read", conversation_id: ConversationId, user_id: UserId, message_id: MessageId, } | { "type": "presence", user_id: UserId, online: boolean, } | { "type": "conversation", conversation: Conversation, } | { "type": "removed", conversation_id: ConversationId, } | { "type": "synced", until: MessageId | null, } | { "type": "error", code: ErrorCode, message: string, client_msg_id?: string, } | { "type": "pong" };
 
 export const MAX_BODY_CHARS = 4000;
 export const MAX_FRAME_BYTES = 65536;
 export const MAX_HISTORY_LIMIT = 100;
+export const MAX_SEARCH_CHARS = 200;
+export const MAX_REACTIONS_PER_MESSAGE = 20;
 export const CSRF_HEADER = "x-chat-csrf";

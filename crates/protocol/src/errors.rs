@@ -23,6 +23,19 @@ pub enum ErrorCode {
     BodyTooLong,
     /// A membership change on a conversation that is not a group (400).
     NotAGroup,
+    /// Only a message's author may edit it, and only the author or a group admin may
+    /// delete it (403).
+    NotAuthor,
+    /// The message was deleted: it cannot be edited, reacted to or replied to (409).
+    MessageDeleted,
+    /// `reply_to` is not a message of this conversation (400).
+    InvalidReply,
+    /// A reaction must be a single emoji (400).
+    InvalidEmoji,
+    /// The message already carries `MAX_REACTIONS_PER_MESSAGE` distinct emoji (409).
+    TooManyReactions,
+    /// The search query cannot be read, or is too long (400).
+    InvalidQuery,
     /// The WebSocket frame is JSON but not a frame the server knows.
     InvalidFrame,
     /// The WebSocket frame is not JSON.

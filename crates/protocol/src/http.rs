@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::errors::ErrorCode;
+use crate::events::MessagePosted;
 use crate::ids::{ConversationId, MessageId, UserId};
 
 /// A user as others see them.
@@ -31,6 +32,53 @@ pub struct Message {
     pub client_msg_id: Uuid,
     #[ts(type = "string")]
     pub created_at: DateTime<Utc>,
+    /// The message this one replies to, in the same conversation.
+    #[serde(default)]
+    pub reply_to: Option<MessageId>,
+    /// Members named as `@username` in the body.
+    #[serde(default)]
+    pub mentions: Vec<UserId>,
+    /// When the body was last edited; `null` if never.
+    #[serde(default)]
+    #[ts(type = "string | null")]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// A deleted message keeps its id, sender and time; its body is `""`.
+    #[serde(default)]
+    pub deleted: bool,
+    /// The reactions, one entry per emoji, in the order each was first used.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+}
+
+impl Message {
+    /// A message as it was posted: never edited, no reactions.
+    pub fn posted(event: &MessagePosted) -> Self {
+        Self {
+            id: event.id,
+            conversation_id: event.conversation_id,
+            sender_id: event.sender_id,
+            body: event.body.clone(),
+            client_msg_id: event.client_msg_id,
+            created_at: event.created_at,
+            reply_to: event.reply_to,
+            mentions: event.mentions.clone(),
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+        }
+    }
+}
+
+/// Everyone's reactions to a message with one emoji.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: u32,
+    /// Whether the reader is among them.
+    pub me: bool,
+    /// Who reacted, in the order they did: clients apply `reaction` events to this set,
+    /// so a repeated event changes nothing.
+    pub user_ids: Vec<UserId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, TS)]
@@ -59,6 +107,9 @@ pub struct Conversation {
     pub last_message: Option<Message>,
     /// Messages from others newer than the caller's read marker.
     pub unread_count: u32,
+    /// Those of them that mention the caller.
+    #[serde(default)]
+    pub unread_mentions: u32,
     #[ts(type = "string")]
     pub created_at: DateTime<Utc>,
 }
@@ -140,6 +191,62 @@ pub struct SendMessage {
     #[ts(type = "string")]
     pub client_msg_id: Uuid,
     pub body: String,
+    /// A message of the same conversation this one answers.
+    #[serde(default)]
+    #[ts(optional)]
+    pub reply_to: Option<MessageId>,
+}
+
+/// `PATCH /conversations/{id}/messages/{message_id}`: the author's new body.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct EditMessage {
+    #[ts(type = "string")]
+    pub client_msg_id: Uuid,
+    pub body: String,
+}
+
+/// The idempotency key of a delete or a reaction over HTTP. Optional: both set a
+/// state, so repeating one without a key changes nothing either.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+pub struct ChangeKey {
+    pub client_msg_id: Option<Uuid>,
+}
+
+/// Parameters of `GET /search`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+pub struct SearchQuery {
+    /// Words (each matches as a prefix, in any order) and `"quoted phrases"`; at most
+    /// `MAX_SEARCH_CHARS` characters.
+    pub q: String,
+    /// Only this conversation.
+    pub conversation_id: Option<ConversationId>,
+    /// Only messages older than this id (the previous page's `next_before`).
+    pub before: Option<MessageId>,
+    /// At most this many (1 to 100, default 20).
+    pub limit: Option<u32>,
+}
+
+/// A page of search results, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct SearchPage {
+    pub results: Vec<SearchHit>,
+    /// Pass as `before` for the next page; `null` when there is none.
+    pub next_before: Option<MessageId>,
+}
+
+/// A message that matched, with its body cut into marked and unmarked pieces.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+pub struct SearchHit {
+    pub message: Message,
+    /// The body in order: concatenated, the pieces are the body.
+    pub marked: Vec<Marked>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+pub struct Marked {
+    pub text: String,
+    /// Whether this piece is a matched term.
+    pub matched: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]

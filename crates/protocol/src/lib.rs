@@ -7,6 +7,7 @@
 //! from these definitions, so they cannot drift apart silently.
 
 pub mod errors;
+pub mod events;
 pub mod http;
 pub mod ids;
 pub mod typescript;
@@ -20,6 +21,12 @@ pub const MAX_BODY_CHARS: usize = 4_000;
 
 /// The largest WebSocket frame a client may send, in bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The longest search query accepted, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// The most distinct emoji one message can carry.
+pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
 
 /// The most messages one history page returns.
 pub const MAX_HISTORY_LIMIT: u32 = 100;

@@ -7,6 +7,7 @@
 use ts_rs::TS;
 
 use crate::errors::*;
+use crate::events::*;
 use crate::http::*;
 use crate::ids::*;
 use crate::ws::*;
@@ -19,6 +20,10 @@ pub fn declarations() -> String {
         MessageId::decl(),
         User::decl(),
         Message::decl(),
+        Reaction::decl(),
+        MessageEdited::decl(),
+        MessageDeleted::decl(),
+        ReactionChanged::decl(),
         ConversationKind::decl(),
         Member::decl(),
         Conversation::decl(),
@@ -30,6 +35,10 @@ pub fn declarations() -> String {
         AddMembers::decl(),
         HistoryPage::decl(),
         SendMessage::decl(),
+        EditMessage::decl(),
+        SearchPage::decl(),
+        SearchHit::decl(),
+        Marked::decl(),
         ErrorCode::decl(),
         ErrorBody::decl(),
         ErrorDetail::decl(),
@@ -46,10 +55,12 @@ pub fn declarations() -> String {
         out.push_str("\n\n");
     }
     out.push_str(&format!(
-        "export const MAX_BODY_CHARS = {};\nexport const MAX_FRAME_BYTES = {};\nexport const MAX_HISTORY_LIMIT = {};\nexport const CSRF_HEADER = \"{}\";\n",
+        "export const MAX_BODY_CHARS = {};\nexport const MAX_FRAME_BYTES = {};\nexport const MAX_HISTORY_LIMIT = {};\nexport const MAX_SEARCH_CHARS = {};\nexport const MAX_REACTIONS_PER_MESSAGE = {};\nexport const CSRF_HEADER = \"{}\";\n",
         crate::MAX_BODY_CHARS,
         crate::MAX_FRAME_BYTES,
         crate::MAX_HISTORY_LIMIT,
+        crate::MAX_SEARCH_CHARS,
+        crate::MAX_REACTIONS_PER_MESSAGE,
         crate::CSRF_HEADER
     ));
     out

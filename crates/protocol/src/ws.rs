@@ -6,6 +6,7 @@ use ts_rs::TS;
 use uuid::Uuid;
 
 use crate::errors::ErrorCode;
+use crate::events::{MessageDeleted, MessageEdited, ReactionChanged};
 use crate::http::{Conversation, Message, User};
 use crate::ids::{ConversationId, MessageId, UserId};
 
@@ -23,6 +24,34 @@ pub enum ClientFrame {
         #[ts(type = "string")]
         client_msg_id: Uuid,
         body: String,
+        /// A message of the same conversation this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        reply_to: Option<MessageId>,
+    },
+    /// Change the body of one's own message.
+    Edit {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        #[ts(type = "string")]
+        client_msg_id: Uuid,
+        body: String,
+    },
+    /// Delete one's own message, or any message of a group one is an admin of.
+    Delete {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        #[ts(type = "string")]
+        client_msg_id: Uuid,
+    },
+    /// Turn one's reaction with `emoji` on or off.
+    React {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        #[ts(type = "string")]
+        client_msg_id: Uuid,
+        emoji: String,
+        on: bool,
     },
     Typing {
         conversation_id: ConversationId,
@@ -32,8 +61,10 @@ pub enum ClientFrame {
         conversation_id: ConversationId,
         message_id: MessageId,
     },
-    /// Replay every message after `since` in the caller's conversations, in id
-    /// order, then `synced`. Without `since` nothing is replayed (send `"0"` for
+    /// Replay every conversation event after `since` in the caller's conversations,
+    /// in id order, then `synced`: each message posted after `since` once, as it is
+    /// now (edited, deleted, with its reactions), and each edit, deletion and
+    /// reaction after `since` of a message posted before it. Without `since` nothing is replayed (send `"0"` for
     /// everything). In a cluster the replay may start a few seconds before `since`
     /// (messages from different nodes can land slightly out of id order); drop
     /// what you already have by id. The replay runs beside the connection's other
@@ -57,16 +88,27 @@ pub enum ServerFrame {
         user: User,
         heartbeat_ms: u32,
     },
-    /// The send is durable.
+    /// The send, edit, deletion or reaction is durable.
     Ack {
         #[ts(type = "string")]
         client_msg_id: Uuid,
+        /// The message posted or changed.
         message_id: MessageId,
         conversation_id: ConversationId,
+        /// The event's id (a send's is the message's).
+        event_id: MessageId,
     },
     Message {
         message: Message,
     },
+    /// A message's body changed. Apply it when it is newer than the message's
+    /// `edited_at`; hold it for a message not loaded yet.
+    Edited(MessageEdited),
+    /// A message was deleted: drop its body, show it as deleted.
+    Deleted(MessageDeleted),
+    /// A member turned a reaction on or off: add or remove `user_id` in the
+    /// message's reaction with `emoji`.
+    Reaction(ReactionChanged),
     Typing {
         conversation_id: ConversationId,
         user_id: UserId,
