@@ -146,7 +146,7 @@ describe("useChat and the conversation view", () => {
     await user.click(screen.getByRole("button", { name: "Retry" }));
     expect(transport.ofType("send").map((f) => f.client_msg_id)).toEqual([cid, cid]);
     act(() => {
-      transport.emit({ type: "ack", client_msg_id: cid, message_id: messageId("900"), conversation_id: DIRECT_ID });
+      transport.emit({ type: "ack", client_msg_id: cid, message_id: messageId("900"), conversation_id: DIRECT_ID, event_id: messageId("900") });
       transport.emit({ type: "typing", conversation_id: DIRECT_ID, user_id: bob.id });
     });
     expect(screen.getByLabelText("Sent")).toBeInTheDocument();

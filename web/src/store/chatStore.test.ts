@@ -78,11 +78,11 @@ describe("ChatStore", () => {
     const cid = store.sendMessage(DIRECT_ID, "  hello  ")!;
     expect(s().outbox[cid]).toMatchObject({ status: "pending", body: "hello" });
     expect(transport.ofType("send")).toEqual([{ type: "send", conversation_id: DIRECT_ID, client_msg_id: cid, body: "hello" }]);
-    transport.emit({ type: "ack", client_msg_id: cid, message_id: messageId("77"), conversation_id: DIRECT_ID });
+    transport.emit({ type: "ack", client_msg_id: cid, message_id: messageId("77"), conversation_id: DIRECT_ID, event_id: messageId("77") });
     expect(s().outbox[cid]).toBeUndefined();
     transport.emit({
       type: "message",
-      message: { id: messageId("77"), conversation_id: DIRECT_ID, sender_id: alice.id, body: "hello", client_msg_id: cid, created_at: "2026-01-01T12:00:00Z" },
+      message: { id: messageId("77"), conversation_id: DIRECT_ID, sender_id: alice.id, body: "hello", client_msg_id: cid, created_at: "2026-01-01T12:00:00Z", reply_to: null, mentions: [], edited_at: null, deleted: false, reactions: [] },
     });
     expect(s().messages[DIRECT_ID].items).toHaveLength(1);
     expect(s().messages[DIRECT_ID].items[0].created_at).toBe("2026-01-01T12:00:00Z"); // the server's copy wins

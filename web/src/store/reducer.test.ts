@@ -14,7 +14,8 @@ describe("chatReducer", () => {
     const acked = chatReducer(queued, { type: "send_acked", clientMsgId: "c1", messageId: messageId("77"), conversationId: DIRECT_ID });
     expect(acked.outbox).toEqual({});
     expect(acked.messages[DIRECT_ID].items).toEqual([
-      { id: "77", conversation_id: DIRECT_ID, sender_id: alice.id, body: "hi", client_msg_id: "c1", created_at: "2026-01-01T12:00:00Z" },
+      { id: "77", conversation_id: DIRECT_ID, sender_id: alice.id, body: "hi", client_msg_id: "c1", created_at: "2026-01-01T12:00:00Z",
+        reply_to: null, mentions: [], edited_at: null, deleted: false, reactions: [] },
     ]);
     expect(acked.sync.lastSeenId).toBeNull(); // an ack proves nothing about the stream
     const echo = { ...acked.messages[DIRECT_ID].items[0], created_at: "2026-01-01T12:00:01Z" };

@@ -53,6 +53,12 @@ function acknowledgedMessage(state: ChatState, ack: Extract<ChatEvent, { type: "
     body: out.body,
     client_msg_id: ack.clientMsgId,
     created_at: out.created_at,
+    reply_to: out.reply_to ?? null,
+    // The server resolves mentions; its copy (the `message` frame) brings them.
+    mentions: [],
+    edited_at: null,
+    deleted: false,
+    reactions: [],
   };
 }
 

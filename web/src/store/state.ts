@@ -31,6 +31,8 @@ export interface OutgoingMessage {
   client_msg_id: string;
   conversation_id: ConversationId;
   body: string;
+  /** The message this one answers, if any. */
+  reply_to?: MessageId;
   created_at: string;
   status: OutgoingStatus;
   error?: string;

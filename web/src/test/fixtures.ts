@@ -21,6 +21,11 @@ export function msg(id: string, from: User = bob, conv: ConversationId = DIRECT_
     body,
     client_msg_id: `00000000-0000-4000-8000-${String(clientMsgSeq).padStart(12, "0")}`,
     created_at: new Date(Date.UTC(2026, 0, 1, 12, 0, Number(id) % 60)).toISOString(),
+    reply_to: null,
+    mentions: [],
+    edited_at: null,
+    deleted: false,
+    reactions: [],
   };
 }
 
@@ -36,6 +41,7 @@ export function direct(id: ConversationId = DIRECT_ID, last: Message | null = nu
     ],
     last_message: last,
     unread_count: unread,
+    unread_mentions: 0,
     created_at: "2026-01-01T00:00:00Z",
   };
 }
