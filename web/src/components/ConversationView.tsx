@@ -1,6 +1,6 @@
 /** One open conversation: header, messages, who is typing, and the composer. */
 import { useState } from "react";
-import type { ConversationId } from "../protocol";
+import type { ConversationId, Message } from "../protocol";
 import { openConversationLink } from "../navigation";
 import { useChat, useChatStore } from "../store/hooks";
 import { conversationTitle, directPeer, displayName, otherMembers, typingUserIds, userName } from "../store/selectors";
@@ -16,6 +16,7 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
   const presence = useChat((s) => s.presence);
   const typing = useChat((s) => s.typing[conversationId]);
   const [adding, setAdding] = useState(false);
+  const [replyTo, setReplyTo] = useState<Message | null>(null);
 
   if (!conv) {
     return (
@@ -57,7 +58,7 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
         )}
       </header>
 
-      <MessageList conversationId={conversationId} />
+      <MessageList conversationId={conversationId} onReply={setReplyTo} />
 
       <div className="typing" aria-live="polite">
         {typers.length > 0 && (
@@ -75,8 +76,21 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
       <Composer
         key={conversationId}
         label={`Message ${title}`}
-        onSend={(text) => store.sendMessage(conversationId, text) !== null}
+        onSend={(text) => {
+          const sent = store.sendMessage(conversationId, text, replyTo?.id) !== null;
+          if (sent) setReplyTo(null);
+          return sent;
+        }}
         onTyping={() => store.notifyTyping(conversationId)}
+        members={conv.members.map((m) => m.user)}
+        meId={me.id}
+        replyingTo={
+          replyTo && {
+            sender: replyTo.sender_id === me.id ? "yourself" : userName(conv, replyTo.sender_id),
+            firstLine: replyTo.body.split("\n")[0] ?? "",
+          }
+        }
+        onCancelReply={() => setReplyTo(null)}
       />
 
       {adding && conv.kind === "group" && (

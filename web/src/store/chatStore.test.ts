@@ -391,6 +391,7 @@ describe("ChatStore", () => {
       [DIRECT_ID, "4"],
     ]);
     expect(s().messages[DIRECT_ID].quoted[messageId("3")]).toMatchObject({ id: "3" });
+    expect(s().messages[DIRECT_ID].quoted[messageId("4")]).toBeNull(); // shown as "original deleted"
   });
 
   it("notifies of a direct message or a mention only while the page is hidden", async () => {

@@ -230,13 +230,17 @@ export class ChatStore {
    * message the server does not have stays missing, shown as "original deleted".
    */
   fetchQuoted(conversationId: ConversationId, id: MessageId): void {
-    if (findMessage(this.state.messages[conversationId], id) || this.fetchingQuote.has(id)) return;
+    if (findMessage(this.state.messages[conversationId], id) !== undefined || this.fetchingQuote.has(id)) return;
     const p = this.api
       .getMessage(conversationId, id)
       .then((message) => this.dispatch({ type: "message_fetched", message }))
       .catch((e: unknown) => {
         // Not found stays not found; anything else may be retried by the next render.
-        if (!(e instanceof ApiError && e.code === "not_found")) this.fetchingQuote.delete(id);
+        if (e instanceof ApiError && e.code === "not_found") {
+          this.dispatch({ type: "message_not_found", conversationId, messageId: id });
+        } else {
+          this.fetchingQuote.delete(id);
+        }
       });
     this.fetchingQuote.set(id, p);
   }
@@ -368,7 +372,7 @@ export class ChatStore {
   /** The message as shown: with my changes on their way. */
   private shownMessage(conversationId: ConversationId, id: MessageId): Message | undefined {
     const m = findMessage(this.state.messages[conversationId], id);
-    return m && withMyChanges(m, Object.values(this.state.changes), this.state.me.id);
+    return m ? withMyChanges(m, Object.values(this.state.changes), this.state.me.id) : undefined;
   }
 
   private change(conversationId: ConversationId, id: MessageId, op: ChangeOp): void {

@@ -40,6 +40,7 @@ export type ChatEvent =
   | { type: "newer_history_failed"; conversationId: ConversationId }
   /** One message fetched by id, to quote it. */
   | { type: "message_fetched"; message: Message }
+  | { type: "message_not_found"; conversationId: ConversationId; messageId: MessageId }
   /** An edit, deletion or reaction, from the live stream or a sync replay. */
   | { type: "message_changed"; change: MessageChange }
 

@@ -32,8 +32,11 @@ export interface ConversationMessages {
   loadingNewer: boolean;
   /** Changes to messages not held yet, applied when they load (messageChanges.ts). */
   held: MessageChange[];
-  /** Messages fetched one by one to quote them (a reply to one not loaded), by id. */
-  quoted: Record<MessageId, Message>;
+  /**
+   * Messages fetched one by one to quote them (a reply to one not loaded), by id;
+   * null for one the server does not have (its quote says "original deleted").
+   */
+  quoted: Record<MessageId, Message | null>;
 }
 
 export type OutgoingStatus = "pending" | "failed";

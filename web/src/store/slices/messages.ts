@@ -90,6 +90,10 @@ export function messagesReducer(state: MessagesState, event: ChatEvent, viewer: 
       const quote = applyHeld([m], cur.held, me).messages[0];
       return { ...state, [m.conversation_id]: { ...cur, quoted: { ...cur.quoted, [m.id]: quote } } };
     }
+    case "message_not_found": {
+      const cur = state[event.conversationId] ?? NO_MESSAGES;
+      return { ...state, [event.conversationId]: { ...cur, quoted: { ...cur.quoted, [event.messageId]: null } } };
+    }
     case "message_changed": {
       const id = event.change.conversation_id;
       const cur = state[id] ?? NO_MESSAGES;
@@ -177,8 +181,11 @@ export function shownMessages(entry: ConversationMessages | undefined): Message[
   return cursor ? entry.items.filter((m) => compareIds(m.id, cursor) <= 0) : entry.items;
 }
 
-/** A message of the conversation, held in the history or fetched to quote it. */
-export function findMessage(entry: ConversationMessages | undefined, id: MessageId): Message | undefined {
+/**
+ * A message of the conversation, held in the history or fetched to quote it; null if
+ * the server does not have it, undefined if not known yet.
+ */
+export function findMessage(entry: ConversationMessages | undefined, id: MessageId): Message | null | undefined {
   return entry?.items.find((m) => m.id === id) ?? entry?.quoted[id];
 }
 
