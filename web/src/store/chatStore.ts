@@ -21,7 +21,17 @@
  * - a live message that mentions me, or any in a direct conversation, raises a
  *   notification while the page is hidden (the `ChatNotifier` decides if it may).
  */
-import type { ClientFrame, Conversation, ConversationId, Message, MessageId, ServerFrame, User, UserId } from "../protocol";
+import type {
+  ClientFrame,
+  Conversation,
+  ConversationId,
+  Message,
+  MessageId,
+  SearchPage,
+  ServerFrame,
+  User,
+  UserId,
+} from "../protocol";
 import { MAX_BODY_CHARS } from "../protocol";
 import type { ChatApi } from "../api/client";
 import { ApiError } from "../api/errors";
@@ -431,6 +441,11 @@ export class ChatStore {
   }
 
   // ---- conversations and people ----
+
+  /** Messages matching `q` in my conversations, newest first, the page before `before`. */
+  searchMessages(q: string, before?: MessageId, limit?: number): Promise<SearchPage> {
+    return this.api.searchMessages({ q, before, limit });
+  }
 
   async searchUsers(q: string): Promise<User[]> {
     const users = await this.api.searchUsers(q);
