@@ -41,6 +41,8 @@ export function Composer({
   /** Where the `@` of a mention the user closed with Esc is: it stays closed. */
   const [dismissedAt, setDismissedAt] = useState<number | null>(null);
   const ref = useRef<HTMLTextAreaElement>(null);
+  /** Where the caret goes once a picked mention is in the text. */
+  const caretAfterPick = useRef<number | null>(null);
   const listId = useId();
 
   useLayoutEffect(() => {
@@ -48,6 +50,10 @@ export function Composer({
     if (!el) return;
     el.style.height = "auto";
     el.style.height = `${Math.min(el.scrollHeight, 160)}px`;
+    if (caretAfterPick.current !== null) {
+      el.setSelectionRange(caretAfterPick.current, caretAfterPick.current);
+      caretAfterPick.current = null;
+    }
   }, [text]);
 
   // Choosing to reply brings the caret here.
@@ -76,7 +82,7 @@ export function Composer({
     setText(next.text);
     setCaret(next.caret);
     setActive(0);
-    requestAnimationFrame(() => ref.current?.setSelectionRange(next.caret, next.caret));
+    caretAfterPick.current = next.caret;
   }
 
   function onKeyDown(e: KeyboardEvent<HTMLTextAreaElement>) {

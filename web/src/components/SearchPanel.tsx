@@ -59,7 +59,7 @@ export function SearchPanel({ onClose }: { onClose: () => void }) {
 
   const q = text.trim();
   return (
-    <section className="search-panel" aria-label="Search messages">
+    <section className="search-panel" aria-label="Message search">
       <form
         className="search"
         role="search"

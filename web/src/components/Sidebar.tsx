@@ -45,7 +45,7 @@ export function Sidebar() {
         <button
           type="button"
           className="icon-button header-icon"
-          aria-label="Search messages"
+          aria-label="Find messages"
           aria-pressed={searchingMessages}
           onClick={() => setSearchingMessages((on) => !on)}
         >
