@@ -69,7 +69,11 @@ export interface OutgoingChange {
   message_id: MessageId;
   op: ChangeOp;
   created_at: string;
-  status: "pending" | "acked";
+  /**
+   * `acked`: the server has it, its event is still to come. `replayed`: it was acked
+   * before a `sync` started, so its event may come folded into the replay instead.
+   */
+  status: "pending" | "acked" | "replayed";
 }
 
 export type TypingState = Record<ConversationId, Record<UserId, number>>;

@@ -28,15 +28,21 @@ describe("changesReducer", () => {
     expect(changesReducer(acked, { type: "message_changed", change: myEvent }, viewer)).toEqual({});
   });
 
-  it("settles acknowledged changes at the end of a sync replay, and keeps pending ones to resend", () => {
-    const other = { ...edit, client_msg_id: "e2" };
+  it("settles changes acknowledged before a sync at its end; pending ones stay to be resent", () => {
+    const e2 = { ...edit, client_msg_id: "e2" };
+    const e3 = { ...edit, client_msg_id: "e3" };
     const state = after(
       { type: "change_queued", change: edit },
-      { type: "change_queued", change: other },
+      { type: "change_queued", change: e2 },
+      { type: "change_queued", change: e3 },
       { type: "change_acked", clientMsgId: "e1" },
+      { type: "sync_started" },
+      // Acknowledged during the replay: its event comes live, after it.
+      { type: "change_acked", clientMsgId: "e3" },
       { type: "synced", until: null },
     );
-    expect(Object.keys(state)).toEqual(["e2"]);
+    expect(Object.keys(state).sort()).toEqual(["e2", "e3"]);
+    expect(state.e3.status).toBe("acked");
   });
 
   it("drops a refused change", () => {

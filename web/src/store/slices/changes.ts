@@ -5,9 +5,11 @@
  *
  * A change settles when its own event comes back (the event carries my client_msg_id):
  * only then does the message held show it, so dropping the change on the ack alone
- * would flash the old body in between. An acknowledged change whose event a `sync`
- * replay folded into the message (a message newer than the cursor comes in its current
- * state) settles at `synced`. A refused one is dropped (the store says why).
+ * would flash the old body in between. A change acknowledged before a reconnect may
+ * have lost its event with the connection, and the `sync` replay may fold it into the
+ * message (a message newer than the cursor comes in its current state): such a change
+ * settles at `synced`. One acknowledged during the replay gets its event live. A
+ * refused one is dropped (the store says why).
  */
 import type { Message, UserId } from "../../protocol";
 import type { ChatEvent } from "../events";
@@ -22,16 +24,23 @@ export function changesReducer(state: ChangesState, event: ChatEvent, viewer: Vi
       return { ...state, [event.change.client_msg_id]: event.change };
     case "change_acked": {
       const change = state[event.clientMsgId];
-      if (!change || change.status === "acked") return state;
+      if (!change || change.status !== "pending") return state;
       return { ...state, [event.clientMsgId]: { ...change, status: "acked" } };
     }
     case "change_failed":
       return without(state, event.clientMsgId);
     case "message_changed":
       return event.change.user_id === viewer.me ? without(state, event.change.client_msg_id) : state;
-    case "synced": {
+    case "sync_started": {
       const acked = Object.values(state).filter((c) => c.status === "acked");
-      return acked.reduce((s, c) => without(s, c.client_msg_id), state);
+      if (acked.length === 0) return state;
+      const next = { ...state };
+      for (const c of acked) next[c.client_msg_id] = { ...c, status: "replayed" };
+      return next;
+    }
+    case "synced": {
+      const replayed = Object.values(state).filter((c) => c.status === "replayed");
+      return replayed.reduce((s, c) => without(s, c.client_msg_id), state);
     }
     case "conversation_removed": {
       const gone = Object.values(state).filter((c) => c.conversation_id === event.conversationId);
