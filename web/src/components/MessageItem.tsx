@@ -147,7 +147,16 @@ export function MessageItem(props: MessageItemProps) {
               )}
               {mayDelete && (
                 <button type="button" className="action danger" aria-label="Delete" onClick={() => setConfirmingDelete(true)}>
-                  🗑
+                  <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+                    <path
+                      d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6"
+                      fill="none"
+                      stroke="currentColor"
+                      strokeWidth="1.8"
+                      strokeLinecap="round"
+                      strokeLinejoin="round"
+                    />
+                  </svg>
                 </button>
               )}
             </span>

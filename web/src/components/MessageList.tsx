@@ -180,15 +180,15 @@ export function MessageList({ conversationId, onReply }: { conversationId: Conve
       </ol>
       {entry?.newerCursor && (
         <p className="history-status">
-          {entry.loadingNewer ? (
+          {/* Kept while newer pages load, so it does not move under a pointer. */}
+          {entry.loadingNewer && (
             <span className="muted" role="status">
-              Loading newer messages…
+              Loading newer messages…{" "}
             </span>
-          ) : (
-            <button type="button" className="ghost" onClick={() => void store.loadLatest(conversationId).catch(() => undefined)}>
-              Jump to the latest messages
-            </button>
           )}
+          <button type="button" className="ghost" onClick={() => void store.loadLatest(conversationId).catch(() => undefined)}>
+            Jump to the latest messages
+          </button>
         </p>
       )}
     </div>

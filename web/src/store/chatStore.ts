@@ -42,7 +42,7 @@ import type { ChatEvent } from "./events";
 import { chatReducer } from "./reducer";
 import { notificationFor, readReceiptDue } from "./selectors";
 import { withMyChanges } from "./slices/changes";
-import { findMessage, newerPageCursor, olderPageCursor, shownMessages } from "./slices/messages";
+import { findMessage, newerPageRange, olderPageCursor, shownMessages } from "./slices/messages";
 import { initialChatState, type ChangeOp, type ChatState, type OutgoingChange, type OutgoingMessage } from "./state";
 import { Timeouts } from "./timeouts";
 
@@ -192,13 +192,13 @@ export class ChatStore {
     }
   }
 
-  /** Loads the page after the newest message shown, after opening at an old one. */
+  /** Loads a page into the gap above the messages shown, after opening at an old one. */
   async loadNewer(id: ConversationId): Promise<void> {
-    const after = newerPageCursor(this.state.messages[id]);
-    if (!after) return;
+    const range = newerPageRange(this.state.messages[id]);
+    if (!range) return;
     this.dispatch({ type: "newer_history_requested", conversationId: id });
     try {
-      const page = await this.api.history(id, { after, limit: HISTORY_PAGE });
+      const page = await this.api.history(id, { ...range, limit: HISTORY_PAGE });
       this.dispatch({ type: "newer_history_loaded", conversationId: id, page });
     } catch (e) {
       this.dispatch({ type: "newer_history_failed", conversationId: id });

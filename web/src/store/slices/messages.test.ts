@@ -8,7 +8,7 @@ import {
   findMessage,
   mergeMessages,
   messagesReducer as reduce,
-  newerPageCursor,
+  newerPageRange,
   olderPageCursor,
   shownMessages,
   type MessagesState,
@@ -117,27 +117,40 @@ describe("messagesReducer and changes to messages", () => {
     expect(state[DIRECT_ID].items[0].deleted).toBe(true);
   });
 
-  it("opens at an old message with a window around it, then fills the gap to the present", () => {
+  it("opens at an old message with a window ending at it, then fills the gap from the top down", () => {
     let state = loaded(["90", "91"], true);
     state = messagesReducer(state, { type: "message_received", message: msg("92"), live: true });
+    // Pages are the newest of their range: `after` the target gives the top, not what follows it.
     state = messagesReducer(state, {
       type: "history_around_loaded",
       conversationId: DIRECT_ID,
       older: page(["9", "10"], true),
-      newer: page(["11", "12"], true),
+      newer: page(["60", "61"], true),
     });
     const entry = state[DIRECT_ID];
-    expect(entry.items.map((m) => m.id)).toEqual(["9", "10", "11", "12", "90", "91", "92"]);
-    expect(entry).toMatchObject({ hasMore: true, newerCursor: "12", loaded: true });
-    expect(shownMessages(entry).map((m) => m.id)).toEqual(["9", "10", "11", "12"]); // not past the gap
-    expect(newerPageCursor(entry)).toBe("12");
+    expect(entry.items.map((m) => m.id)).toEqual(["9", "10", "60", "61", "90", "91", "92"]);
+    expect(entry).toMatchObject({ hasMore: true, newerCursor: "10", loaded: true });
+    expect(shownMessages(entry).map((m) => m.id)).toEqual(["9", "10"]); // not past the gap
+    expect(newerPageRange(entry)).toEqual({ after: "10", before: "60" });
     state = messagesReducer(state, { type: "newer_history_requested", conversationId: DIRECT_ID });
-    expect(newerPageCursor(state[DIRECT_ID])).toBeNull(); // one at a time
-    state = messagesReducer(state, { type: "newer_history_loaded", conversationId: DIRECT_ID, page: page(["13", "89"], true) });
-    expect(state[DIRECT_ID].newerCursor).toBe("89");
-    state = messagesReducer(state, { type: "newer_history_loaded", conversationId: DIRECT_ID, page: page(["90", "91", "92"], false) });
+    expect(newerPageRange(state[DIRECT_ID])).toBeNull(); // one at a time
+    state = messagesReducer(state, { type: "newer_history_loaded", conversationId: DIRECT_ID, page: page(["40", "59"], true) });
+    expect(state[DIRECT_ID].newerCursor).toBe("10");
+    expect(newerPageRange(state[DIRECT_ID])).toEqual({ after: "10", before: "40" });
+    state = messagesReducer(state, { type: "newer_history_loaded", conversationId: DIRECT_ID, page: page(["11", "12"], false) });
     expect(state[DIRECT_ID].newerCursor).toBeNull();
-    expect(shownMessages(state[DIRECT_ID]).map((m) => m.id)).toEqual(["9", "10", "11", "12", "13", "89", "90", "91", "92"]);
+    expect(shownMessages(state[DIRECT_ID]).map((m) => m.id)).toEqual(["9", "10", "11", "12", "40", "59", "60", "61", "90", "91", "92"]);
+  });
+
+  it("reaches the present at once when the messages after the target are all there are", () => {
+    const state = messagesReducer({}, {
+      type: "history_around_loaded",
+      conversationId: DIRECT_ID,
+      older: page(["9", "10"], true),
+      newer: page(["11", "12"], false),
+    });
+    expect(state[DIRECT_ID].newerCursor).toBeNull();
+    expect(shownMessages(state[DIRECT_ID]).map((m) => m.id)).toEqual(["9", "10", "11", "12"]);
   });
 
   it("goes back to the present when the newest page loads after a jump", () => {

@@ -9,8 +9,11 @@
  * loads (messageChanges.ts has the rules).
  *
  * Usually `items` run from some point up to the present. Opening a conversation at an
- * old message replaces them with a window around it (`history_around_loaded`); newer
- * pages then fill the gap up to the present (`newerCursor`).
+ * old message replaces them with a window ending at it (`history_around_loaded`), and
+ * `newerCursor` marks the gap above. History pages are always the newest messages of
+ * their range (`after < id < before`, newest first), so the gap fills from the top
+ * down: each newer page asks for the range between the window and the oldest message
+ * held above the gap, and the window shows them once the gap has closed.
  */
 import type { ConversationId, HistoryPage, Message, MessageId, UserId } from "../../protocol";
 import { compareIds } from "../../lib/ids";
@@ -75,10 +78,10 @@ export function messagesReducer(state: MessagesState, event: ChatEvent, viewer: 
       const cur = state[event.conversationId];
       if (!cur) return state;
       const next = withIncoming(cur, event.page.messages, me);
-      const newest = newestOf(event.page.messages) ?? cur.newerCursor;
+      // The page was the top of the gap: the gap is closed when nothing remains below it.
       return {
         ...state,
-        [event.conversationId]: { ...next, newerCursor: event.page.has_more ? newest : null, loadingNewer: false },
+        [event.conversationId]: { ...next, newerCursor: event.page.has_more ? cur.newerCursor : null, loadingNewer: false },
       };
     }
     case "newer_history_failed":
@@ -134,24 +137,25 @@ function withChange(cur: ConversationMessages, change: MessageChange, me: UserId
 }
 
 /**
- * The window around a message: the page up to it and the page after it. Messages held
- * past the window (live ones) stay for when the gap to them is filled; older ones go.
+ * The window around a message: the page ending at it, and the newest messages after
+ * it. When those are all there are, the window reaches the present; otherwise they
+ * sit above a gap, and the window ends at the message. Messages held above the window
+ * (live ones) stay; older ones go.
  */
 function aroundWindow(
   cur: ConversationMessages,
   event: { older: HistoryPage; newer: HistoryPage },
   me: UserId,
 ): ConversationMessages {
-  const page = [...event.older.messages, ...event.newer.messages];
-  const newest = newestOf(page);
-  const keep = newest ? cur.items.filter((m) => compareIds(m.id, newest) > 0) : [];
-  const next = withIncoming({ ...cur, items: keep }, page, me);
+  const windowTop = newestOf(event.older.messages);
+  const keep = windowTop ? cur.items.filter((m) => compareIds(m.id, windowTop) > 0) : [];
+  const next = withIncoming({ ...cur, items: keep }, [...event.older.messages, ...event.newer.messages], me);
   return {
     ...next,
     loaded: true,
     hasMore: event.older.has_more,
     loadingOlder: false,
-    newerCursor: event.newer.has_more ? newest : null,
+    newerCursor: event.newer.has_more ? windowTop : null,
     loadingNewer: false,
   };
 }
@@ -168,10 +172,16 @@ export function olderPageCursor(entry: ConversationMessages | undefined): Messag
   return entry.items[0]?.id ?? null;
 }
 
-/** Where the next newer page starts (after a jump into the past); null when there is none to load now. */
-export function newerPageCursor(entry: ConversationMessages | undefined): MessageId | null {
-  if (!entry || entry.loadingNewer) return null;
-  return entry.newerCursor;
+/**
+ * The range of the next page into the gap above a window (after a jump into the past):
+ * after the window, before the oldest message held above it. Null when there is none
+ * to load now.
+ */
+export function newerPageRange(entry: ConversationMessages | undefined): { after: MessageId; before?: MessageId } | null {
+  if (!entry || entry.loadingNewer || !entry.newerCursor) return null;
+  const after = entry.newerCursor;
+  const above = entry.items.find((m) => compareIds(m.id, after) > 0);
+  return above ? { after, before: above.id } : { after };
 }
 
 /** The messages to show: those up to the gap, if the window does not reach the present. */
