@@ -128,7 +128,8 @@ remove_admins?: Array<UserId>, };
 
 export type HistoryPage = { messages: Array<Message>, 
 /**
- * Whether older (or, with `after`, newer) messages remain past this page.
+ * Whether older messages of the range (newer than `after`, if given) remain past
+ * this page.
  */
 has_more: boolean, };
 

@@ -202,7 +202,9 @@ pub struct UpdateConversation {
 pub struct HistoryQuery {
     /// Only messages older than this id.
     pub before: Option<MessageId>,
-    /// Only messages newer than this id.
+    /// Only messages newer than this id. The page is still the newest of the range
+    /// (newest first): to read forward from a message, page down from `before` with
+    /// `after` as the floor.
     pub after: Option<MessageId>,
     /// At most this many (1 to 100, default 50).
     pub limit: Option<u32>,
@@ -212,7 +214,8 @@ pub struct HistoryQuery {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
 pub struct HistoryPage {
     pub messages: Vec<Message>,
-    /// Whether older (or, with `after`, newer) messages remain past this page.
+    /// Whether older messages of the range (newer than `after`, if given) remain past
+    /// this page.
     pub has_more: bool,
 }
 

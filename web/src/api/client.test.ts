@@ -36,6 +36,8 @@ describe("the API client", () => {
     await api.history(conv, { before: messageId("20"), limit: 50 });
     await api.history(conv, { after: messageId("7") });
     await api.sendMessage(conv, { client_msg_id: "c1", body: "hi" });
+    await api.getMessage(conv, messageId("12345678901234567890"));
+    await api.searchMessages({ q: "café & tea", conversationId: conv, before: messageId("99"), limit: 20 });
     expect(requests().map(({ method, url, body }) => [method, url, body])).toEqual([
       ["GET", "/api/v1/me", undefined],
       ["GET", "/api/v1/users?q=al+ice", undefined],
@@ -48,6 +50,8 @@ describe("the API client", () => {
       ["GET", "/api/v1/conversations/100/messages?before=20&limit=50", undefined],
       ["GET", "/api/v1/conversations/100/messages?after=7", undefined],
       ["POST", "/api/v1/conversations/100/messages", { client_msg_id: "c1", body: "hi" }],
+      ["GET", "/api/v1/conversations/100/messages/12345678901234567890", undefined],
+      ["GET", "/api/v1/search?q=caf%C3%A9+%26+tea&conversation_id=100&before=99&limit=20", undefined],
     ]);
     const post = requests()[4];
     expect(post.headers.get("content-type")).toBe("application/json");
@@ -76,6 +80,11 @@ describe("API errors", () => {
     const err = await api.getConversation(conv).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect(err).toMatchObject({ status: 404, code: "not_found", message: "no such conversation" });
+  });
+
+  it("carry a bad search query's explanation, to show as it is", async () => {
+    const { api } = recordingApi({ error: { code: "invalid_query", message: "Unbalanced quote in the query." } }, 400);
+    await expect(api.searchMessages({ q: '"tea' })).rejects.toMatchObject({ status: 400, code: "invalid_query", message: "Unbalanced quote in the query." });
   });
 
   it("read a code from a newer server as unknown", () => {

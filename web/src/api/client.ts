@@ -12,6 +12,7 @@ import type {
   HistoryPage,
   Message,
   MessageId,
+  SearchPage,
   SendMessage,
   UpdateConversation,
   User,
@@ -23,6 +24,14 @@ import { getJson, patchJson, postJson, sendForNothing, type ApiFetch } from "./h
 export interface HistoryQuery {
   before?: MessageId;
   after?: MessageId;
+  limit?: number;
+}
+
+/** A full-text search: its words, optionally one conversation, the page before `before`. */
+export interface SearchQuery {
+  q: string;
+  conversationId?: ConversationId;
+  before?: MessageId;
   limit?: number;
 }
 
@@ -42,8 +51,12 @@ export interface ChatApi {
   updateConversation(id: ConversationId, change: UpdateConversation): Promise<Conversation>;
   /** A page of history, newest first. */
   history(id: ConversationId, query: HistoryQuery): Promise<HistoryPage>;
+  /** One message in its current state (to quote one not loaded). */
+  getMessage(id: ConversationId, messageId: MessageId): Promise<Message>;
   /** Sends over HTTP (the WebSocket is the usual way); idempotent by `client_msg_id`. */
   sendMessage(id: ConversationId, req: SendMessage): Promise<Message>;
+  /** Messages matching `q` in my conversations, newest first; `invalid_query` (400) for a bad one. */
+  searchMessages(query: SearchQuery): Promise<SearchPage>;
 }
 
 export function createChatApi(fetch: ApiFetch): ChatApi {
@@ -66,7 +79,9 @@ export function createChatApi(fetch: ApiFetch): ChatApi {
     updateConversation: (id, change) =>
       patchJson<UpdateConversation, Conversation>(fetch, `/conversations/${id}`, change),
     history: (id, query) => getJson<HistoryPage>(fetch, `/conversations/${id}/messages?${historyParams(query)}`),
+    getMessage: (id, messageId) => getJson<Message>(fetch, `/conversations/${id}/messages/${messageId}`),
     sendMessage: (id, req) => postJson<SendMessage, Message>(fetch, `/conversations/${id}/messages`, req),
+    searchMessages: (query) => getJson<SearchPage>(fetch, `/search?${searchParams(query)}`),
   };
 }
 
@@ -74,6 +89,14 @@ function historyParams({ before, after, limit }: HistoryQuery): URLSearchParams 
   const params = new URLSearchParams();
   if (before) params.set("before", before);
   if (after) params.set("after", after);
+  if (limit !== undefined) params.set("limit", String(limit));
+  return params;
+}
+
+function searchParams({ q, conversationId, before, limit }: SearchQuery): URLSearchParams {
+  const params = new URLSearchParams({ q });
+  if (conversationId) params.set("conversation_id", conversationId);
+  if (before) params.set("before", before);
   if (limit !== undefined) params.set("limit", String(limit));
   return params;
 }

@@ -9,7 +9,8 @@ import { useAuth } from "../auth/AuthContext";
 import { ChatSocket, defaultSocketUrl } from "../realtime/socket";
 import { ChatStore } from "../store/chatStore";
 import { ChatStoreContext, useChat, useChatStore } from "../store/hooks";
-import { followOpenConversation } from "../navigation";
+import { followOpenConversation, openConversationLink } from "../navigation";
+import { browserNotifier } from "../lib/notifications";
 import { Sidebar } from "./Sidebar";
 import { ConversationView } from "./ConversationView";
 import { ConnectionBanner } from "./ConnectionBanner";
@@ -17,7 +18,9 @@ import { ConnectionBanner } from "./ConnectionBanner";
 export function ChatApp({ me }: { me: User }) {
   const { session, api, logout } = useAuth();
   // App mounts a new ChatApp for another user, so `me` and `api` are fixed here.
-  const [store] = useState(() => new ChatStore(me, api));
+  const [store] = useState(
+    () => new ChatStore(me, api, Date.now, browserNotifier((n) => openConversationLink(n.conversationId))),
+  );
 
   useEffect(() => {
     const socket = new ChatSocket({

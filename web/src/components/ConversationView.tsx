@@ -1,6 +1,6 @@
 /** One open conversation: header, messages, who is typing, and the composer. */
 import { useCallback, useState } from "react";
-import type { ConversationId } from "../protocol";
+import type { ConversationId, Message } from "../protocol";
 import { openConversationLink } from "../navigation";
 import { useChat, useChatStore } from "../store/hooks";
 import { isAdmin } from "../store/roles";
@@ -20,6 +20,7 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
   const [adding, setAdding] = useState(false);
   const [settingsOpen, setSettingsOpen] = useState(false);
   const closeSettings = useCallback(() => setSettingsOpen(false), []);
+  const [replyTo, setReplyTo] = useState<Message | null>(null);
 
   if (!conv) {
     return (
@@ -66,7 +67,7 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
         )}
       </header>
 
-      <MessageList conversationId={conversationId} />
+      <MessageList conversationId={conversationId} onReply={setReplyTo} />
 
       <div className="typing" aria-live="polite">
         {typers.length > 0 && (
@@ -84,8 +85,21 @@ export function ConversationView({ conversationId }: { conversationId: Conversat
       <Composer
         key={conversationId}
         label={`Message ${title}`}
-        onSend={(text) => store.sendMessage(conversationId, text) !== null}
+        onSend={(text) => {
+          const sent = store.sendMessage(conversationId, text, replyTo?.id) !== null;
+          if (sent) setReplyTo(null);
+          return sent;
+        }}
         onTyping={() => store.notifyTyping(conversationId)}
+        members={conv.members.map((m) => m.user)}
+        meId={me.id}
+        replyingTo={
+          replyTo && {
+            sender: replyTo.sender_id === me.id ? "yourself" : userName(conv, replyTo.sender_id),
+            firstLine: replyTo.body.split("\n")[0] ?? "",
+          }
+        }
+        onCancelReply={() => setReplyTo(null)}
       />
 
       {settingsOpen && (

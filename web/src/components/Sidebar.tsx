@@ -1,4 +1,4 @@
-/** The conversation list, people search and the account menu. */
+/** The conversation list, people and message search, notifications and the account menu. */
 import { useMemo, useState } from "react";
 import type { Conversation, User, UserId } from "../protocol";
 import { useAuth } from "../auth/AuthContext";
@@ -8,6 +8,8 @@ import { conversationTitle, directPeer, displayName, sortConversations, typingUs
 import { formatListTime } from "../lib/time";
 import { Avatar, UserSummary } from "./Avatar";
 import { GroupDialog } from "./GroupDialog";
+import { NotificationToggle } from "./NotificationToggle";
+import { SearchPanel } from "./SearchPanel";
 import { useUserSearch } from "./useUserSearch";
 
 export function Sidebar() {
@@ -18,6 +20,7 @@ export function Sidebar() {
   const loaded = useChat((s) => s.conversations.loaded);
   const [query, setQuery] = useState("");
   const [groupOpen, setGroupOpen] = useState(false);
+  const [searchingMessages, setSearchingMessages] = useState(false);
   const search = useUserSearch(query);
   const sorted = useMemo(() => sortConversations(Object.values(conversations)), [conversations]);
 
@@ -39,51 +42,70 @@ export function Sidebar() {
           <strong>{displayName(me)}</strong>
           <span className="muted">@{me.username}</span>
         </div>
+        <button
+          type="button"
+          className="icon-button header-icon"
+          aria-label="Find messages"
+          aria-pressed={searchingMessages}
+          onClick={() => setSearchingMessages((on) => !on)}
+        >
+          <svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">
+            <circle cx="10.5" cy="10.5" r="6.5" fill="none" stroke="currentColor" strokeWidth="2" />
+            <path d="m15.5 15.5 5 5" stroke="currentColor" strokeWidth="2" strokeLinecap="round" />
+          </svg>
+        </button>
+        <NotificationToggle />
         <button type="button" className="ghost" onClick={() => void logout()}>
           Log out
         </button>
       </header>
 
-      <div className="search">
-        <input
-          type="search"
-          placeholder="Search people"
-          aria-label="Search people"
-          value={query}
-          onChange={(e) => setQuery(e.target.value)}
-          onKeyDown={(e) => e.key === "Escape" && setQuery("")}
-        />
-        <button type="button" className="ghost" onClick={() => setGroupOpen(true)}>
-          New group
-        </button>
-      </div>
-
-      {search.active ? (
-        <section className="search-results" aria-label="People">
-          {search.loading && search.results.length === 0 && <p className="muted pad">Searching…</p>}
-          {search.error && <p className="field-error pad">{search.error}</p>}
-          {!search.loading && !search.error && search.results.length === 0 && <p className="muted pad">Nobody found.</p>}
-          <ul className="list">
-            {search.results.map((u) => (
-              <li key={u.id}>
-                <button type="button" className="row" onClick={() => void startChat(u)} aria-label={`Chat with ${displayName(u)}`}>
-                  <UserSummary user={u} />
-                </button>
-              </li>
-            ))}
-          </ul>
-        </section>
+      {searchingMessages ? (
+        <SearchPanel onClose={() => setSearchingMessages(false)} />
       ) : (
-        <nav className="conversation-list" aria-label="Conversation list">
-          {loaded && sorted.length === 0 && (
-            <p className="muted pad">No conversations yet. Search for someone above to say hello.</p>
+        <>
+          <div className="search">
+            <input
+              type="search"
+              placeholder="Search people"
+              aria-label="Search people"
+              value={query}
+              onChange={(e) => setQuery(e.target.value)}
+              onKeyDown={(e) => e.key === "Escape" && setQuery("")}
+            />
+            <button type="button" className="ghost" onClick={() => setGroupOpen(true)}>
+              New group
+            </button>
+          </div>
+
+          {search.active ? (
+            <section className="search-results" aria-label="People">
+              {search.loading && search.results.length === 0 && <p className="muted pad">Searching…</p>}
+              {search.error && <p className="field-error pad">{search.error}</p>}
+              {!search.loading && !search.error && search.results.length === 0 && <p className="muted pad">Nobody found.</p>}
+              <ul className="list">
+                {search.results.map((u) => (
+                  <li key={u.id}>
+                    <button type="button" className="row" onClick={() => void startChat(u)} aria-label={`Chat with ${displayName(u)}`}>
+                      <UserSummary user={u} />
+                    </button>
+                  </li>
+                ))}
+              </ul>
+            </section>
+          ) : (
+            <nav className="conversation-list" aria-label="Conversation list">
+              {loaded && sorted.length === 0 && (
+                <p className="muted pad">No conversations yet. Search for someone above to say hello.</p>
+              )}
+              <ul className="list">
+                {sorted.map((c) => (
+                  <ConversationRow key={c.id} c={c} meId={me.id} />
+                ))}
+              </ul>
+            </nav>
           )}
-          <ul className="list">
-            {sorted.map((c) => (
-              <ConversationRow key={c.id} c={c} meId={me.id} />
-            ))}
-          </ul>
-        </nav>
+        </>
       )}
 
       {groupOpen && <GroupDialog mode={{ kind: "create" }} onClose={() => setGroupOpen(false)} />}
@@ -102,16 +124,17 @@ function ConversationRow({ c, meId }: { c: Conversation; meId: UserId }) {
   const preview = someoneTyping
     ? "typing…"
     : last
-      ? `${last.sender_id === meId ? "You: " : c.kind === "group" ? `${senderFirstName(c, last.sender_id)}: ` : ""}${last.body}`
+      ? `${last.sender_id === meId ? "You: " : c.kind === "group" ? `${senderFirstName(c, last.sender_id)}: ` : ""}${last.deleted ? "message deleted" : last.body}`
       : "No messages yet";
   const unread = c.unread_count;
+  const mentions = c.unread_mentions;
   return (
     <li>
       <a
         href={conversationHref(c.id)}
         className="row"
         aria-current={activeId === c.id ? "page" : undefined}
-        aria-label={`${title}${unread ? `, ${unread} unread` : ""}${peer ? (presence[peer.id] ? ", online" : ", offline") : ""}`}
+        aria-label={`${title}${unread ? `, ${unread} unread` : ""}${mentions ? `, ${mentions} mentioning you` : ""}${peer ? (presence[peer.id] ? ", online" : ", offline") : ""}`}
         data-conversation-id={c.id}
       >
         <Avatar name={title} seed={peer?.id ?? c.id} online={peer ? !!presence[peer.id] : null} group={c.kind === "group"} />
@@ -122,6 +145,11 @@ function ConversationRow({ c, meId }: { c: Conversation; meId: UserId }) {
           </span>
           <span className="row-bottom">
             <span className={`row-sub ${someoneTyping ? "accent" : "muted"}`}>{preview}</span>
+            {mentions > 0 && (
+              <span className="badge mention-badge" aria-hidden="true" data-testid="mention-badge">
+                @{mentions > 99 ? "99+" : mentions}
+              </span>
+            )}
             {unread > 0 && (
               <span className="badge" aria-hidden="true">
                 {unread > 99 ? "99+" : unread}

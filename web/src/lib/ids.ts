@@ -52,6 +52,14 @@ export function maxId<Id extends AnyId>(a: Id | null | undefined, b: NoInfer<Id>
   return compareIds(a, b) >= 0 ? a : b;
 }
 
+/**
+ * The id just after `id`: for `before=` to include the message itself. Ids exceed
+ * 2^53, so the arithmetic is BigInt's; a Number would round to a neighbour.
+ */
+export function nextId<Id extends AnyId>(id: Id): Id {
+  return (BigInt(id) + 1n).toString() as Id;
+}
+
 /** A v4 UUID, also outside secure contexts where `crypto.randomUUID` is missing. */
 export function newUuid(): string {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();

@@ -3,16 +3,17 @@ import type { Conversation, Message } from "../protocol";
 import { MAX_BODY_CHARS } from "../protocol";
 import { conversationId, messageId } from "../lib/ids";
 import { FakeApi, FakeTransport } from "../test/fakes";
-import { DIRECT_ID, alice, bob, direct, msg } from "../test/fixtures";
-import { ACK_TIMEOUT_MS, ChatStore, TYPING_SHOW_MS } from "./chatStore";
+import { DIRECT_ID, alice, bob, change, direct, msg } from "../test/fixtures";
+import { ACK_TIMEOUT_MS, AROUND_PAGE, ChatStore, TYPING_SHOW_MS, type ChatNotifier } from "./chatStore";
+import { withMyChanges } from "./slices/changes";
 
 const OTHER_ID = conversationId("200");
 const NEW_ID = conversationId("300");
 
-function setup(conversations: Conversation[] = [direct()], history: Message[] = []) {
+function setup(conversations: Conversation[] = [direct()], history: Message[] = [], notifier?: ChatNotifier) {
   const api = new FakeApi(conversations, () => ({ messages: [...history].reverse(), has_more: false }));
   const transport = new FakeTransport();
-  const store = new ChatStore(alice, api);
+  const store = new ChatStore(alice, api, Date.now, notifier);
   store.attach(transport);
   return { api, transport, store, s: () => store.getState() };
 }
@@ -274,5 +275,140 @@ describe("ChatStore", () => {
     expect(entry.items.map((m) => m.id)).toEqual(["10", "11", "20", "21", "22"]);
     expect(entry.hasMore).toBe(false);
     expect(api.callsTo("history").at(-1)).toEqual([DIRECT_ID, { before: "20", limit: 50 }]);
+  });
+
+  /** Alice's message 5 as shown, with her changes on their way. */
+  const shown = (s: ReturnType<ChatStore["getState"]>, id = "5") =>
+    withMyChanges(s.messages[DIRECT_ID].items.find((m) => m.id === id)!, Object.values(s.changes), alice.id);
+
+  it("edits optimistically and settles when the edit's own event comes back, not before", async () => {
+    const { store, transport, s } = setup([direct()], [msg("5", alice)]);
+    await store.loadConversations();
+    await store.loadLatest(DIRECT_ID);
+    expect(store.editMessage(DIRECT_ID, messageId("5"), "  fixed  ")).toBe(true);
+    const [frame] = transport.ofType("edit");
+    expect(frame).toMatchObject({ conversation_id: DIRECT_ID, message_id: "5", body: "fixed" });
+    expect(shown(s())).toMatchObject({ body: "fixed" });
+    transport.emit({ type: "ack", client_msg_id: frame.client_msg_id, message_id: messageId("5"), conversation_id: DIRECT_ID, event_id: messageId("6") });
+    expect(shown(s()).body).toBe("fixed"); // no flash of the old body before the event
+    await vi.advanceTimersByTimeAsync(ACK_TIMEOUT_MS * 2);
+    expect(s().view.notice).toBeNull(); // acknowledged: no timeout
+    const event = { ...change.edited("6", "5", "fixed", "2026-01-01T12:10:00Z", alice), client_msg_id: frame.client_msg_id };
+    transport.emit(event);
+    expect(s().changes).toEqual({});
+    expect(s().messages[DIRECT_ID].items[0]).toMatchObject({ body: "fixed", edited_at: "2026-01-01T12:10:00Z" });
+    // An empty edit is refused before it is sent.
+    expect(store.editMessage(DIRECT_ID, messageId("5"), "   ")).toBe(false);
+    expect(transport.ofType("edit")).toHaveLength(1);
+  });
+
+  it("resends a change with the same client_msg_id after a reconnect", async () => {
+    const { store, transport, s } = setup([direct()], [msg("5")]);
+    await store.loadConversations();
+    await store.loadLatest(DIRECT_ID);
+    transport.goOffline();
+    store.toggleReaction(DIRECT_ID, messageId("5"), "👍");
+    expect(transport.ofType("react")).toHaveLength(0);
+    expect(shown(s()).reactions).toMatchObject([{ emoji: "👍", count: 1, me: true }]);
+    transport.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    transport.goOffline(); // dropped before the ack
+    transport.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    const reacts = transport.ofType("react");
+    expect(reacts).toHaveLength(2);
+    expect(reacts[0]).toMatchObject({ emoji: "👍", on: true, message_id: "5" });
+    expect(reacts[1].client_msg_id).toBe(reacts[0].client_msg_id);
+  });
+
+  it("toggles a reaction off when I have it, and drops a refused change with a notice", async () => {
+    const m = { ...msg("5"), reactions: [{ emoji: "🎉", count: 2, me: true, user_ids: [bob.id, alice.id] }] };
+    const { store, transport, s } = setup([direct()], [m]);
+    await store.loadConversations();
+    await store.loadLatest(DIRECT_ID);
+    store.toggleReaction(DIRECT_ID, messageId("5"), "🎉");
+    const [frame] = transport.ofType("react");
+    expect(frame.on).toBe(false);
+    expect(shown(s()).reactions).toMatchObject([{ emoji: "🎉", count: 1, me: false }]);
+    transport.emit({ type: "error", code: "rate_limited", message: "Slow down.", client_msg_id: frame.client_msg_id });
+    expect(s().changes).toEqual({});
+    expect(shown(s()).reactions).toMatchObject([{ emoji: "🎉", count: 2, me: true }]);
+    expect(s().view.notice).toBe("Reaction not saved: Slow down.");
+  });
+
+  it("drops a change never acknowledged, and says so", async () => {
+    const { store, transport, s } = setup([direct()], [msg("5", alice)]);
+    await store.loadConversations();
+    await store.loadLatest(DIRECT_ID);
+    store.deleteMessage(DIRECT_ID, messageId("5"));
+    expect(transport.ofType("delete")).toHaveLength(1);
+    expect(shown(s())).toMatchObject({ deleted: true });
+    await vi.advanceTimersByTimeAsync(ACK_TIMEOUT_MS);
+    expect(s().changes).toEqual({});
+    expect(s().view.notice).toMatch(/^Not deleted/);
+  });
+
+  it("applies live edits, deletions and reactions from others, and sends replies with reply_to", async () => {
+    const { store, transport, s } = setup([direct()], [msg("5"), msg("6")]);
+    await store.loadConversations();
+    await store.loadLatest(DIRECT_ID);
+    transport.emit(change.reaction("7", "5", "👍", true));
+    transport.emit(change.reaction("7", "5", "👍", true)); // delivered twice
+    transport.emit(change.deleted("8", "6"));
+    expect(s().messages[DIRECT_ID].items.map((m) => [m.reactions.length, m.deleted])).toEqual([[1, false], [0, true]]);
+    const cid = store.sendMessage(DIRECT_ID, "yes", messageId("5"))!;
+    expect(transport.ofType("send")).toEqual([{ type: "send", conversation_id: DIRECT_ID, client_msg_id: cid, body: "yes", reply_to: "5" }]);
+    transport.emit({ type: "ack", client_msg_id: cid, message_id: messageId("9"), conversation_id: DIRECT_ID, event_id: messageId("9") });
+    expect(s().messages[DIRECT_ID].items.at(-1)).toMatchObject({ id: "9", reply_to: "5" });
+  });
+
+  it("opens a conversation around an old message, with ids past 2^53 done exactly", async () => {
+    const target = "9007199254740993"; // 2^53 + 1: a Number would round it
+    const { store, api, s } = setup([direct()]);
+    await store.loadConversations();
+    await store.openAtMessage(DIRECT_ID, messageId(target));
+    expect(api.callsTo("history")).toEqual([
+      [DIRECT_ID, { before: "9007199254740994", limit: AROUND_PAGE }],
+      [DIRECT_ID, { after: target, limit: AROUND_PAGE }],
+    ]);
+    expect(s().view).toMatchObject({ activeId: DIRECT_ID, focus: { conversationId: DIRECT_ID, messageId: target } });
+    expect(s().messages[DIRECT_ID].loaded).toBe(true);
+    store.openConversation(DIRECT_ID); // the URL follows: no newest page on top of the window
+    expect(api.callsTo("history")).toHaveLength(2);
+  });
+
+  it("fetches the original of a reply once, and remembers one that is gone", async () => {
+    const { store, api, s } = setup([direct()]);
+    api.messages.set(messageId("3"), msg("3"));
+    store.fetchQuoted(DIRECT_ID, messageId("3"));
+    store.fetchQuoted(DIRECT_ID, messageId("3"));
+    store.fetchQuoted(DIRECT_ID, messageId("4")); // 404
+    await vi.advanceTimersByTimeAsync(0);
+    store.fetchQuoted(DIRECT_ID, messageId("3"));
+    store.fetchQuoted(DIRECT_ID, messageId("4"));
+    expect(api.callsTo("getMessage")).toEqual([
+      [DIRECT_ID, "3"],
+      [DIRECT_ID, "4"],
+    ]);
+    expect(s().messages[DIRECT_ID].quoted[messageId("3")]).toMatchObject({ id: "3" });
+    expect(s().messages[DIRECT_ID].quoted[messageId("4")]).toBeNull(); // shown as "original deleted"
+  });
+
+  it("notifies of a direct message or a mention only while the page is hidden", async () => {
+    const notify = vi.fn<ChatNotifier["notify"]>();
+    const group: Conversation = { ...direct(OTHER_ID), kind: "group", title: "Trip" };
+    const { store, transport } = setup([direct(), group], [], { notify });
+    await store.loadConversations();
+    transport.emit({ type: "message", message: msg("10") });
+    expect(notify).not.toHaveBeenCalled(); // visible
+    store.setVisible(false);
+    transport.emit({ type: "message", message: msg("11") });
+    transport.emit({ type: "message", message: msg("12", bob, OTHER_ID) }); // a group, no mention
+    transport.emit({ type: "message", message: { ...msg("13", bob, OTHER_ID, "@alice look"), mentions: [alice.id] } });
+    transport.emit({ type: "message", message: msg("14", alice) }); // mine
+    expect(notify.mock.calls.map(([n]) => n)).toEqual([
+      { title: "Bob", body: "m11", conversationId: DIRECT_ID },
+      { title: "Bob in Trip mentioned you", body: "@alice look", conversationId: OTHER_ID },
+    ]);
   });
 });

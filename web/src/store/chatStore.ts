@@ -14,12 +14,20 @@
  *   from the cursor, then resends what never got an ack;
  * - a send unacknowledged after ACK_TIMEOUT_MS fails, unless the connection dropped
  *   meanwhile (then it goes again after the next `ready`);
- * - read receipts go out only for the conversation on screen while the page is visible.
+ * - read receipts go out only for the conversation on screen while the page is visible;
+ * - edits, deletions and reactions follow the same path as sends: shown at once,
+ *   resent with the same client_msg_id after a reconnect, dropped with a notice when
+ *   refused or never acknowledged;
+ * - a live message that mentions me, or any in a direct conversation, raises a
+ *   notification while the page is hidden (the `ChatNotifier` decides if it may).
  */
 import type {
   ClientFrame,
   Conversation,
   ConversationId,
+  Message,
+  MessageId,
+  SearchPage,
   ServerFrame,
   UpdateConversation,
   User,
@@ -27,15 +35,17 @@ import type {
 } from "../protocol";
 import { MAX_BODY_CHARS } from "../protocol";
 import type { ChatApi } from "../api/client";
-import { messageId, newUuid } from "../lib/ids";
+import { ApiError } from "../api/errors";
+import { messageId, newUuid, nextId } from "../lib/ids";
 import { isBodyTooLong } from "../lib/messageBody";
 import type { ConnectionStatus } from "../realtime/socket";
 import type { ChatEvent } from "./events";
 import { chatReducer } from "./reducer";
 import { withoutMember } from "./roles";
-import { readReceiptDue } from "./selectors";
-import { olderPageCursor } from "./slices/messages";
-import { initialChatState, type ChatState, type OutgoingMessage } from "./state";
+import { notificationFor, readReceiptDue } from "./selectors";
+import { withMyChanges } from "./slices/changes";
+import { findMessage, newerPageRange, olderPageCursor, shownMessages } from "./slices/messages";
+import { initialChatState, type ChangeOp, type ChatState, type OutgoingChange, type OutgoingMessage } from "./state";
 import { Timeouts } from "./timeouts";
 
 export interface ChatTransport {
@@ -47,7 +57,16 @@ export interface ChatTransport {
   onStatus(fn: (status: ConnectionStatus) => void): () => void;
 }
 
+/** Raises a browser notification, if the user allowed them (notifications.ts). */
+export interface ChatNotifier {
+  notify(n: { title: string; body: string; conversationId: ConversationId }): void;
+}
+
+const NO_NOTIFIER: ChatNotifier = { notify: () => undefined };
+
 export const ACK_TIMEOUT_MS = 10_000;
+/** Messages either side of one the conversation is opened at. */
+export const AROUND_PAGE = 25;
 export const TYPING_SHOW_MS = 6_000;
 export const TYPING_SEND_EVERY_MS = 3_000;
 export const HISTORY_PAGE = 50;
@@ -74,6 +93,8 @@ export class ChatStore {
   private readonly typingSentAt = new Map<ConversationId, number>();
   /** Conversations being fetched because a message named them; one request each. */
   private readonly fetchingConversation = new Map<ConversationId, Promise<void>>();
+  /** Messages being fetched to quote them, and those the server does not have (any more). */
+  private readonly fetchingQuote = new Map<MessageId, Promise<void>>();
   /** The latest list request: the first `sync` waits for it. */
   private listLoad: Promise<void> | null = null;
   private readyCount = 0;
@@ -82,6 +103,7 @@ export class ChatStore {
     me: User,
     private readonly api: ChatApi,
     private readonly now: () => number = Date.now,
+    private readonly notifier: ChatNotifier = NO_NOTIFIER,
   ) {
     this.state = initialChatState(me, "offline");
   }
@@ -172,6 +194,69 @@ export class ChatStore {
     }
   }
 
+  /** Loads a page into the gap above the messages shown, after opening at an old one. */
+  async loadNewer(id: ConversationId): Promise<void> {
+    const range = newerPageRange(this.state.messages[id]);
+    if (!range) return;
+    this.dispatch({ type: "newer_history_requested", conversationId: id });
+    try {
+      const page = await this.api.history(id, { ...range, limit: HISTORY_PAGE });
+      this.dispatch({ type: "newer_history_loaded", conversationId: id, page });
+    } catch (e) {
+      this.dispatch({ type: "newer_history_failed", conversationId: id });
+      throw e;
+    }
+  }
+
+  /**
+   * Opens the conversation at a message (a search result, a reply's original) and
+   * highlights it; loads the history around it unless it is on screen already.
+   */
+  async openAtMessage(conversationId: ConversationId, id: MessageId): Promise<void> {
+    // Opened here rather than by the URL, so that it does not load the newest page instead.
+    this.dispatch({ type: "conversation_opened", conversationId });
+    this.dispatch({ type: "message_focused", focus: { conversationId, messageId: id } });
+    if (shownMessages(this.state.messages[conversationId]).some((m) => m.id === id)) {
+      this.markRead(conversationId);
+      return;
+    }
+    try {
+      const [older, newer] = await Promise.all([
+        this.api.history(conversationId, { before: nextId(id), limit: AROUND_PAGE }),
+        this.api.history(conversationId, { after: id, limit: AROUND_PAGE }),
+      ]);
+      this.dispatch({ type: "history_around_loaded", conversationId, older, newer });
+      this.markRead(conversationId);
+    } catch {
+      this.showNotice("Could not load that message. Try again when you are connected.");
+    }
+  }
+
+  /** The highlight of a focused message is over. */
+  clearFocus(): void {
+    if (this.state.view.focus) this.dispatch({ type: "message_focused", focus: null });
+  }
+
+  /**
+   * Fetches a message to quote it (the original of a reply, not loaded); once. A
+   * message the server does not have stays missing, shown as "original deleted".
+   */
+  fetchQuoted(conversationId: ConversationId, id: MessageId): void {
+    if (findMessage(this.state.messages[conversationId], id) !== undefined || this.fetchingQuote.has(id)) return;
+    const p = this.api
+      .getMessage(conversationId, id)
+      .then((message) => this.dispatch({ type: "message_fetched", message }))
+      .catch((e: unknown) => {
+        // Not found stays not found; anything else may be retried by the next render.
+        if (e instanceof ApiError && e.code === "not_found") {
+          this.dispatch({ type: "message_not_found", conversationId, messageId: id });
+        } else {
+          this.fetchingQuote.delete(id);
+        }
+      });
+    this.fetchingQuote.set(id, p);
+  }
+
   /** Fetches a conversation we learned about from a message (e.g. added while offline). */
   private fetchConversation(id: ConversationId): Promise<void> {
     let p = this.fetchingConversation.get(id);
@@ -212,17 +297,14 @@ export class ChatStore {
   // ---- sending ----
 
   /** Optimistically adds the message and sends it; returns its client_msg_id. */
-  sendMessage(conversationId: ConversationId, text: string): string | null {
-    const body = text.trim();
+  sendMessage(conversationId: ConversationId, text: string, replyTo?: MessageId): string | null {
+    const body = this.acceptableBody(text);
     if (!body) return null;
-    if (isBodyTooLong(body)) {
-      this.showNotice(`Messages can be at most ${MAX_BODY_CHARS} characters.`);
-      return null;
-    }
     const outgoing: OutgoingMessage = {
       client_msg_id: newUuid(),
       conversation_id: conversationId,
       body,
+      ...(replyTo ? { reply_to: replyTo } : {}),
       created_at: new Date(this.now()).toISOString(),
       status: "pending",
     };
@@ -231,6 +313,17 @@ export class ChatStore {
     this.typingSentAt.delete(conversationId);
     this.transmit(outgoing);
     return outgoing.client_msg_id;
+  }
+
+  /** The trimmed body, or null (with a notice if too long) when it cannot be sent. */
+  private acceptableBody(text: string): string | null {
+    const body = text.trim();
+    if (!body) return null;
+    if (isBodyTooLong(body)) {
+      this.showNotice(`Messages can be at most ${MAX_BODY_CHARS} characters.`);
+      return null;
+    }
+    return body;
   }
 
   /** Sends a failed message again with the same client_msg_id (idempotent on the server). */
@@ -252,6 +345,7 @@ export class ChatStore {
       conversation_id: out.conversation_id,
       client_msg_id: out.client_msg_id,
       body: out.body,
+      ...(out.reply_to ? { reply_to: out.reply_to } : {}),
     });
     if (!sent) return;
     this.ackTimeouts.start(out.client_msg_id, ACK_TIMEOUT_MS, () =>
@@ -262,6 +356,64 @@ export class ChatStore {
   private failOutgoing(clientMsgId: string, error: string): void {
     this.ackTimeouts.cancel(clientMsgId);
     this.dispatch({ type: "send_failed", clientMsgId, error });
+  }
+
+  // ---- changing messages ----
+
+  /** Replaces the body of my message; false if the text cannot be sent (nothing changes). */
+  editMessage(conversationId: ConversationId, id: MessageId, text: string): boolean {
+    const body = this.acceptableBody(text);
+    if (!body) return false;
+    const current = this.shownMessage(conversationId, id);
+    if (current && current.body === body) return true; // nothing to change
+    this.change(conversationId, id, { kind: "edit", body });
+    return true;
+  }
+
+  deleteMessage(conversationId: ConversationId, id: MessageId): void {
+    this.change(conversationId, id, { kind: "delete" });
+  }
+
+  /** Adds my reaction with this emoji, or takes it back if I have it already. */
+  toggleReaction(conversationId: ConversationId, id: MessageId, emoji: string): void {
+    const current = this.shownMessage(conversationId, id);
+    const mine = current?.reactions.some((r) => r.emoji === emoji && r.me) ?? false;
+    this.change(conversationId, id, { kind: "react", emoji, on: !mine });
+  }
+
+  /** The message as shown: with my changes on their way. */
+  private shownMessage(conversationId: ConversationId, id: MessageId): Message | undefined {
+    const m = findMessage(this.state.messages[conversationId], id);
+    return m ? withMyChanges(m, Object.values(this.state.changes), this.state.me.id) : undefined;
+  }
+
+  private change(conversationId: ConversationId, id: MessageId, op: ChangeOp): void {
+    const change: OutgoingChange = {
+      client_msg_id: newUuid(),
+      conversation_id: conversationId,
+      message_id: id,
+      op,
+      created_at: new Date(this.now()).toISOString(),
+      status: "pending",
+    };
+    this.dispatch({ type: "change_queued", change });
+    this.transmitChange(change);
+  }
+
+  /** Sends if connected; otherwise the change waits, pending, for the next `ready`. */
+  private transmitChange(c: OutgoingChange): void {
+    const sent = this.send(changeFrame(c));
+    if (!sent) return;
+    this.ackTimeouts.start(c.client_msg_id, ACK_TIMEOUT_MS, () =>
+      this.refuseChange(c.client_msg_id, "The server did not confirm your change. Try again."),
+    );
+  }
+
+  private refuseChange(clientMsgId: string, why: string): void {
+    const c = this.state.changes[clientMsgId];
+    this.ackTimeouts.cancel(clientMsgId);
+    this.dispatch({ type: "change_failed", clientMsgId });
+    if (c) this.showNotice(`${CHANGE_VERB[c.op.kind]}: ${why}`);
   }
 
   /** Tells the others the user is typing, at most every few seconds. */
@@ -291,6 +443,11 @@ export class ChatStore {
   }
 
   // ---- conversations and people ----
+
+  /** Messages matching `q` in my conversations, newest first, the page before `before`. */
+  searchMessages(q: string, before?: MessageId, limit?: number): Promise<SearchPage> {
+    return this.api.searchMessages({ q, before, limit });
+  }
 
   async searchUsers(q: string): Promise<User[]> {
     const users = await this.api.searchUsers(q);
@@ -353,6 +510,9 @@ export class ChatStore {
     for (const out of Object.values(this.state.outbox)) {
       if (out.status === "pending") this.transmit(out);
     }
+    for (const c of Object.values(this.state.changes)) {
+      if (c.status === "pending") this.transmitChange(c);
+    }
     // A reconnect may have missed `conversation` frames and read receipts.
     if (!first || !this.state.conversations.loaded) this.loadConversations().catch(() => undefined);
     this.markActiveRead();
@@ -362,12 +522,23 @@ export class ChatStore {
     switch (frame.type) {
       case "message":
         if (frame.message.sender_id === this.state.me.id) this.ackTimeouts.cancel(frame.message.client_msg_id);
+        this.maybeNotify(frame.message);
         this.afterMessage(frame.message.conversation_id, () =>
           this.dispatch({ type: "message_received", message: frame.message, live: true }),
         );
         break;
+      case "edited":
+      case "deleted":
+      case "reaction":
+        if (frame.user_id === this.state.me.id) this.ackTimeouts.cancel(frame.client_msg_id);
+        this.dispatch({ type: "message_changed", change: frame });
+        break;
       case "ack":
         this.ackTimeouts.cancel(frame.client_msg_id);
+        if (this.state.changes[frame.client_msg_id]) {
+          this.dispatch({ type: "change_acked", clientMsgId: frame.client_msg_id });
+          break;
+        }
         // An ack for a message no longer waiting (discarded, or its echo came first) is old news.
         if (!this.state.outbox[frame.client_msg_id]) break;
         this.afterMessage(frame.conversation_id, () =>
@@ -403,7 +574,8 @@ export class ChatStore {
         this.dispatch({ type: "synced", until: frame.until });
         break;
       case "error":
-        if (frame.client_msg_id) this.failOutgoing(frame.client_msg_id, frame.message);
+        if (frame.client_msg_id && this.state.changes[frame.client_msg_id]) this.refuseChange(frame.client_msg_id, frame.message);
+        else if (frame.client_msg_id) this.failOutgoing(frame.client_msg_id, frame.message);
         else this.showNotice(frame.message);
         break;
       case "ready":
@@ -423,11 +595,37 @@ export class ChatStore {
     else this.markRead(conversationId);
   }
 
+  /** A notification for a live message that deserves one, before it counts as seen. */
+  private maybeNotify(m: Message): void {
+    const n = notificationFor(this.state, m);
+    if (n) this.notifier.notify({ ...n, conversationId: m.conversation_id });
+  }
+
   private showTyping(conversationId: ConversationId, userId: UserId): void {
     const until = this.now() + TYPING_SHOW_MS;
     this.dispatch({ type: "typing_started", conversationId, userId, until });
     this.typingTimeouts.start(`${conversationId}/${userId}`, TYPING_SHOW_MS, () =>
       this.dispatch({ type: "typing_expired", conversationId, userId, until }),
     );
+  }
+}
+
+/** What the notice of a refused change calls it. */
+const CHANGE_VERB: Record<ChangeOp["kind"], string> = {
+  edit: "Edit not saved",
+  delete: "Not deleted",
+  react: "Reaction not saved",
+};
+
+/** The frame that carries a change; the same one each time it is sent. */
+function changeFrame(c: OutgoingChange): ClientFrame {
+  const target = { conversation_id: c.conversation_id, message_id: c.message_id, client_msg_id: c.client_msg_id };
+  switch (c.op.kind) {
+    case "edit":
+      return { type: "edit", ...target, body: c.op.body };
+    case "delete":
+      return { type: "delete", ...target };
+    case "react":
+      return { type: "react", ...target, emoji: c.op.emoji, on: c.op.on };
   }
 }

@@ -9,7 +9,8 @@
  */
 import type { Conversation, ConversationId, HistoryPage, Message, MessageId, UserId } from "../protocol";
 import type { ConnectionStatus } from "../realtime/socket";
-import type { OutgoingMessage } from "./state";
+import type { MessageChange } from "./messageChanges";
+import type { OutgoingChange, OutgoingMessage } from "./state";
 
 export type ChatEvent =
   // ---- the connection ----
@@ -32,6 +33,16 @@ export type ChatEvent =
   | { type: "older_history_requested"; conversationId: ConversationId }
   | { type: "older_history_loaded"; conversationId: ConversationId; page: HistoryPage }
   | { type: "older_history_failed"; conversationId: ConversationId }
+  /** The pages either side of one message (`older` ends with it), to open the conversation there. */
+  | { type: "history_around_loaded"; conversationId: ConversationId; older: HistoryPage; newer: HistoryPage }
+  | { type: "newer_history_requested"; conversationId: ConversationId }
+  | { type: "newer_history_loaded"; conversationId: ConversationId; page: HistoryPage }
+  | { type: "newer_history_failed"; conversationId: ConversationId }
+  /** One message fetched by id, to quote it. */
+  | { type: "message_fetched"; message: Message }
+  | { type: "message_not_found"; conversationId: ConversationId; messageId: MessageId }
+  /** An edit, deletion or reaction, from the live stream or a sync replay. */
+  | { type: "message_changed"; change: MessageChange }
 
   // ---- my messages on their way ----
   | { type: "message_queued"; outgoing: OutgoingMessage }
@@ -39,6 +50,12 @@ export type ChatEvent =
   | { type: "send_failed"; clientMsgId: string; error: string }
   | { type: "send_retried"; clientMsgId: string }
   | { type: "outgoing_discarded"; clientMsgId: string }
+
+  // ---- my changes to messages on their way ----
+  | { type: "change_queued"; change: OutgoingChange }
+  | { type: "change_acked"; clientMsgId: string }
+  /** Refused, or never acknowledged: the change is dropped (the store says why). */
+  | { type: "change_failed"; clientMsgId: string }
 
   // ---- people ----
   | { type: "presence_changed"; userId: UserId; online: boolean }
@@ -49,6 +66,8 @@ export type ChatEvent =
 
   // ---- the user ----
   | { type: "conversation_opened"; conversationId: ConversationId | null }
+  /** Scroll to and highlight a message (null: the highlight is over). */
+  | { type: "message_focused"; focus: { conversationId: ConversationId; messageId: MessageId } | null }
   /** The user has seen everything in the conversation: its unread count drops to 0. */
   | { type: "conversation_seen"; conversationId: ConversationId }
   | { type: "visibility_changed"; visible: boolean }

@@ -7,10 +7,14 @@
  * - messages are deduplicated by id wherever they come from (messages);
  * - the sync cursor never passes what a cut-short replay had not delivered (sync);
  * - unread counts grow only for messages newer than the known last one (conversations);
- * - an outgoing message keeps its client_msg_id until the server has it (outbox).
+ * - an outgoing message keeps its client_msg_id until the server has it (outbox), and
+ *   so does an edit, deletion or reaction (changes);
+ * - edits, deletions and reactions are idempotent, and wait for a message not held
+ *   yet (messages, with the rules in messageChanges.ts).
  */
 import type { Message } from "../protocol";
 import type { ChatEvent } from "./events";
+import { changesReducer } from "./slices/changes";
 import { connectionReducer } from "./slices/connection";
 import { conversationsReducer } from "./slices/conversations";
 import { messagesReducer } from "./slices/messages";
@@ -32,8 +36,9 @@ export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
     me: state.me,
     connection: connectionReducer(state.connection, event),
     conversations: conversationsReducer(state.conversations, event, viewer),
-    messages: messagesReducer(state.messages, event),
+    messages: messagesReducer(state.messages, event, viewer),
     outbox: outboxReducer(state.outbox, event, viewer),
+    changes: changesReducer(state.changes, event, viewer),
     presence: presenceReducer(state.presence, event),
     typing: typingReducer(state.typing, event, viewer),
     sync: syncReducer(state.sync, event),
@@ -53,7 +58,8 @@ function acknowledgedMessage(state: ChatState, ack: Extract<ChatEvent, { type: "
     body: out.body,
     client_msg_id: ack.clientMsgId,
     created_at: out.created_at,
-    reply_to: null,
+    reply_to: out.reply_to ?? null,
+    // The server resolves mentions; its copy (the `message` frame) brings them.
     mentions: [],
     edited_at: null,
     deleted: false,

@@ -1,6 +1,7 @@
 /** Derived views of ChatState, for the components and the effects layer. */
 import type { Conversation, ConversationId, Message, MessageId, User, UserId } from "../protocol";
 import { compareIds, maxId } from "../lib/ids";
+import { isAdmin } from "./roles";
 import type { ChatState } from "./state";
 
 export function displayName(u: User): string {
@@ -77,4 +78,34 @@ export function readReceiptDue(state: ChatState, id: ConversationId): MessageId 
   const mine = conv.members.find((m) => m.user.id === state.me.id);
   if (!newest || (mine?.last_read_id && compareIds(mine.last_read_id, newest) >= 0)) return null;
   return newest;
+}
+
+/** The mention tokens of a conversation's members: username → user id. */
+export function memberUsernames(c: Conversation): Map<string, UserId> {
+  return new Map(c.members.map((m) => [m.user.username.toLowerCase(), m.user.id]));
+}
+
+/**
+ * Whether I may delete a message: my own, or as a group admin. `admin` is read only if
+ * the server sends it (it is being added to Member), so this compiles either way.
+ */
+export function canDelete(c: Conversation, m: Message, me: UserId): boolean {
+  if (m.sender_id === me) return true;
+  return c.kind === "group" && isAdmin(c, me);
+}
+
+/**
+ * The browser notification a live message deserves, if any: one that mentions me, or
+ * any in a direct conversation, while the page is hidden. Not for my own, and not for
+ * a sync replay after a reconnect (old news, and possibly many at once).
+ */
+export function notificationFor(state: ChatState, m: Message): { title: string; body: string } | null {
+  if (m.sender_id === state.me.id || state.view.visible || state.sync.replaying) return null;
+  const conv = state.conversations.byId[m.conversation_id];
+  if (!conv) return null;
+  const mentionsMe = m.mentions.includes(state.me.id);
+  if (!mentionsMe && conv.kind !== "direct") return null;
+  const sender = userName(conv, m.sender_id);
+  const title = conv.kind === "direct" ? sender : `${sender} in ${conversationTitle(conv, state.me.id)}`;
+  return { title: mentionsMe && conv.kind !== "direct" ? `${title} mentioned you` : title, body: m.body };
 }

@@ -6,6 +6,7 @@
  */
 import type { Conversation, ConversationId, Message, MessageId, User, UserId } from "../protocol";
 import type { ConnectionStatus } from "../realtime/socket";
+import type { MessageChange } from "./messageChanges";
 
 export interface ConversationsState {
   byId: Record<ConversationId, Conversation>;
@@ -21,6 +22,21 @@ export interface ConversationMessages {
   /** The newest page has been fetched at least once. */
   loaded: boolean;
   loadingOlder: boolean;
+  /**
+   * Null while `items` reach the present. Opening the conversation at an old message
+   * (a search result, a reply quote) loads a window around it instead: then this is
+   * the newest message of that window, newer history remains to be loaded after it,
+   * and live messages already held past it wait, unshown, until the gap is filled.
+   */
+  newerCursor: MessageId | null;
+  loadingNewer: boolean;
+  /** Changes to messages not held yet, applied when they load (messageChanges.ts). */
+  held: MessageChange[];
+  /**
+   * Messages fetched one by one to quote them (a reply to one not loaded), by id;
+   * null for one the server does not have (its quote says "original deleted").
+   */
+  quoted: Record<MessageId, Message | null>;
 }
 
 export type OutgoingStatus = "pending" | "failed";
@@ -31,12 +47,35 @@ export interface OutgoingMessage {
   client_msg_id: string;
   conversation_id: ConversationId;
   body: string;
+  /** The message this one answers, if any. */
+  reply_to?: MessageId;
   created_at: string;
   status: OutgoingStatus;
   error?: string;
 }
 
 /** conversation → typing user → when the indicator expires (ms epoch). */
+/** What a change of mine does to a message. */
+export type ChangeOp = { kind: "edit"; body: string } | { kind: "delete" } | { kind: "react"; emoji: string; on: boolean };
+
+/**
+ * An edit, deletion or reaction of mine on its way. Shown over the message at once;
+ * it stays, with the same client_msg_id across reconnects, until its own event comes
+ * back (or, acknowledged, until a `sync` replay has brought the message's state).
+ */
+export interface OutgoingChange {
+  client_msg_id: string;
+  conversation_id: ConversationId;
+  message_id: MessageId;
+  op: ChangeOp;
+  created_at: string;
+  /**
+   * `acked`: the server has it, its event is still to come. `replayed`: it was acked
+   * before a `sync` started, so its event may come folded into the replay instead.
+   */
+  status: "pending" | "acked" | "replayed";
+}
+
 export type TypingState = Record<ConversationId, Record<UserId, number>>;
 
 /**
@@ -58,6 +97,8 @@ export interface ViewState {
   visible: boolean;
   /** A passing message for the user (a toast). */
   notice: string | null;
+  /** A message to scroll to and highlight (a search result, a reply's original). */
+  focus: { conversationId: ConversationId; messageId: MessageId } | null;
 }
 
 export interface ChatState {
@@ -67,6 +108,8 @@ export interface ChatState {
   messages: Record<ConversationId, ConversationMessages>;
   /** By client_msg_id. */
   outbox: Record<string, OutgoingMessage>;
+  /** My edits, deletions and reactions not settled yet, by client_msg_id. */
+  changes: Record<string, OutgoingChange>;
   presence: Record<UserId, boolean>;
   typing: TypingState;
   sync: SyncCursor;
@@ -90,10 +133,11 @@ export function initialChatState(me: User, connection: ConnectionStatus): ChatSt
     conversations: { byId: {}, loaded: false },
     messages: {},
     outbox: {},
+    changes: {},
     presence: {},
     typing: {},
     sync: { lastSeenId: null, replaying: false, seenDuringReplay: null },
-    view: { activeId: null, visible: true, notice: null },
+    view: { activeId: null, visible: true, notice: null, focus: null },
   };
 }
 

@@ -5,13 +5,15 @@ import type {
   ConversationId,
   HistoryPage,
   Message,
+  MessageId,
+  SearchPage,
   SendMessage,
   ServerFrame,
   UpdateConversation,
   User,
   UserId,
 } from "../protocol";
-import type { ChatApi, HistoryQuery } from "../api/client";
+import type { ChatApi, HistoryQuery, SearchQuery } from "../api/client";
 import { ApiError } from "../api/errors";
 import type { ChatTransport } from "../store/chatStore";
 import type { ConnectionStatus } from "../realtime/socket";
@@ -121,6 +123,10 @@ export class FakeApi implements ChatApi {
   users: User[] = [];
   /** Set to make `removeMember` and `updateConversation` refuse, as the server would. */
   refusal: ApiError | null = null;
+  /** What `getMessage` finds, by id. */
+  readonly messages = new Map<MessageId, Message>();
+  /** Answers `searchMessages`; by default nothing matches. */
+  search: (query: SearchQuery) => SearchPage | Promise<SearchPage> = () => ({ results: [], next_before: null });
 
   constructor(
     conversations: Conversation[] = [],
@@ -186,6 +192,15 @@ export class FakeApi implements ChatApi {
   history(id: ConversationId, query: HistoryQuery): Promise<HistoryPage> {
     this.record("history", id, query);
     return Promise.resolve(this.pages(id, query));
+  }
+  getMessage(id: ConversationId, messageId: MessageId): Promise<Message> {
+    this.record("getMessage", id, messageId);
+    const m = this.messages.get(messageId);
+    return m ? Promise.resolve(m) : Promise.reject(new ApiError(404, "not_found", `no message ${messageId}`));
+  }
+  searchMessages(query: SearchQuery): Promise<SearchPage> {
+    this.record("searchMessages", query);
+    return Promise.resolve(this.search(query));
   }
   sendMessage(id: ConversationId, req: SendMessage): Promise<Message> {
     this.record("sendMessage", id, req);

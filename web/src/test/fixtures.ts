@@ -1,6 +1,7 @@
 /** The people, conversations and messages the unit tests talk about. */
 import type { Conversation, ConversationId, Message, User } from "../protocol";
 import { conversationId, messageId, userId } from "../lib/ids";
+import type { MessageChange } from "../store/messageChanges";
 
 export const alice: User = { id: userId("1"), username: "alice", display_name: "Alice" };
 export const bob: User = { id: userId("2"), username: "bob", display_name: "Bob" };
@@ -64,5 +65,28 @@ export function group(admins: User[] = [alice], members: User[] = [alice, bob, c
     unread_count: 0,
     unread_mentions: 0,
     created_at: "2026-01-01T00:00:00Z",
+  };
+}
+
+/** Changes to message `messageId` in the direct conversation, with event id `id`. */
+export const change = {
+  edited(id: string, messageId_: string, body: string, at: string, by: User = bob): MessageChange {
+    return { type: "edited", ...eventBase(id, messageId_, by), body, mentions: [], at };
+  },
+  deleted(id: string, messageId_: string, by: User = bob): MessageChange {
+    return { type: "deleted", ...eventBase(id, messageId_, by), at: "2026-01-01T13:00:00Z" };
+  },
+  reaction(id: string, messageId_: string, emoji: string, on: boolean, by: User = bob): MessageChange {
+    return { type: "reaction", ...eventBase(id, messageId_, by), emoji, on, at: "2026-01-01T13:00:00Z" };
+  },
+};
+
+function eventBase(id: string, messageId_: string, by: User) {
+  return {
+    id: messageId(id),
+    conversation_id: DIRECT_ID,
+    message_id: messageId(messageId_),
+    user_id: by.id,
+    client_msg_id: `change-${id}`,
   };
 }

@@ -81,14 +81,14 @@ describe("group roles in a real browser", { timeout: 120_000 }, () => {
     await bob.locator(".conversation-header h2", { hasText: "Beach weekend" }).waitFor();
     await settings(bob).getByRole("button", { name: "Remove Alice Admin from the group" }).waitFor();
     assert.equal(await settings(bob).locator(".role-badge").count(), 2);
-    await bob.screenshot({ path: path.join(screenshotDir, "08-phone-group-settings-dark.png") });
+    await bob.screenshot({ path: path.join(screenshotDir, "12-phone-group-settings-dark.png") });
 
     // Bob steps down; Alice, the last admin again, is told Bob takes over if she leaves.
     await settings(bob).getByRole("button", { name: "Step down as admin" }).click();
     await settings(bob).getByText("Only admins can rename").waitFor();
     await settings(alice).getByRole("button", { name: "Leave group" }).click();
     await settings(alice).getByText("Bob Builder will become admin").waitFor();
-    await alice.screenshot({ path: path.join(screenshotDir, "09-group-settings-leave.png") });
+    await alice.screenshot({ path: path.join(screenshotDir, "13-group-settings-leave.png") });
     await settings(alice).getByRole("button", { name: "Leave", exact: true }).click();
     await settings(alice).waitFor({ state: "detached" });
     await alice.locator(".conversation-list .row", { hasText: "Beach weekend" }).waitFor({ state: "detached" });

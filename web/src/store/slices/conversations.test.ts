@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { messageId } from "../../lib/ids";
-import { DIRECT_ID, alice, bob, direct, msg } from "../../test/fixtures";
+import { DIRECT_ID, alice, bob, change, direct, msg } from "../../test/fixtures";
 import { viewer } from "../../test/state";
 import type { ConversationsState } from "../state";
 import { conversationsReducer } from "./conversations";
@@ -62,5 +62,37 @@ describe("conversationsReducer", () => {
     expect(listed().loaded).toBe(true);
     const state = conversationsReducer(listed(direct()), { type: "conversation_removed", conversationId: DIRECT_ID }, viewer);
     expect(state.byId).toEqual({});
+  });
+
+  it("counts the unread messages that mention me, and clears them with the rest", () => {
+    let state = listed(direct(DIRECT_ID, msg("50"), 0));
+    const receive = (m: ReturnType<typeof msg>, v = viewer) =>
+      (state = conversationsReducer(state, { type: "message_received", message: m, live: true }, v));
+    const mentioning = (id: string) => ({ ...msg(id), mentions: [alice.id] });
+    receive(mentioning("51"));
+    receive(msg("52"));
+    expect(state.byId[DIRECT_ID]).toMatchObject({ unread_count: 2, unread_mentions: 1 });
+    receive(mentioning("51")); // the same message again
+    receive(mentioning("49")); // an old one, replayed
+    expect(state.byId[DIRECT_ID].unread_mentions).toBe(1);
+    receive(mentioning("53"), { ...viewer, activeId: DIRECT_ID }); // seen as it arrives
+    expect(state.byId[DIRECT_ID].unread_mentions).toBe(1);
+    receive({ ...msg("54"), mentions: [bob.id] }); // someone else is mentioned
+    expect(state.byId[DIRECT_ID].unread_mentions).toBe(1);
+    state = conversationsReducer(state, { type: "conversation_seen", conversationId: DIRECT_ID }, viewer);
+    expect(state.byId[DIRECT_ID]).toMatchObject({ unread_count: 0, unread_mentions: 0 });
+    receive(mentioning("55"));
+    receive(msg("56", alice));
+    expect(state.byId[DIRECT_ID].unread_mentions).toBe(0); // writing means having read
+  });
+
+  it("shows an edit or a deletion of the last message in the list", () => {
+    let state = listed(direct(DIRECT_ID, msg("50"), 0));
+    state = conversationsReducer(state, { type: "message_changed", change: change.edited("51", "50", "fixed", "2026-01-01T13:00:00Z") }, viewer);
+    expect(state.byId[DIRECT_ID].last_message).toMatchObject({ id: "50", body: "fixed" });
+    state = conversationsReducer(state, { type: "message_changed", change: change.deleted("52", "50") }, viewer);
+    expect(state.byId[DIRECT_ID].last_message).toMatchObject({ deleted: true, body: "" });
+    const same = conversationsReducer(state, { type: "message_changed", change: change.deleted("53", "49") }, viewer);
+    expect(same).toBe(state);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The conversation list: who is in each conversation, its last message, its unread
- * count and everyone's read marker.
+ * count (and how many of those mention me) and everyone's read marker.
  *
  * Unread counts grow only for messages newer than the conversation's known last one,
  * so a sync replay of messages the list already counted adds nothing. A snapshot from
@@ -10,6 +10,7 @@
 import type { Conversation, ConversationId, Message, MessageId, UserId } from "../../protocol";
 import { compareIds } from "../../lib/ids";
 import type { ChatEvent } from "../events";
+import { applyChange } from "../messageChanges";
 import { isOnScreen, type ConversationsState, type Viewer } from "../state";
 
 export function conversationsReducer(
@@ -38,6 +39,14 @@ export function conversationsReducer(
       return receiveReadReceipt(state, event.conversationId, event.userId, event.messageId, viewer.me);
     case "conversation_seen":
       return setUnreadCount(state, event.conversationId, 0);
+    case "message_changed": {
+      // The list previews the last message: an edit or deletion shows there too.
+      const conv = state.byId[event.change.conversation_id];
+      const last = conv?.last_message;
+      if (!last) return state;
+      const changed = applyChange(last, event.change, viewer.me);
+      return changed === last ? state : withConversation(state, { ...conv, last_message: changed });
+    }
     default:
       return state;
   }
@@ -51,7 +60,7 @@ function isNewer(m: Message, than: Message | null): boolean {
 function keepNewerLocalLast(local: Conversation | undefined, server: Conversation): Conversation {
   const localLast = local?.last_message;
   if (!local || !localLast || !isNewer(localLast, server.last_message)) return server;
-  return { ...server, last_message: localLast, unread_count: local.unread_count };
+  return { ...server, last_message: localLast, unread_count: local.unread_count, unread_mentions: local.unread_mentions };
 }
 
 function withConversation(state: ConversationsState, c: Conversation): ConversationsState {
@@ -64,9 +73,17 @@ function receiveMessage(state: ConversationsState, m: Message, viewer: Viewer): 
   if (!conv) return state;
   if (isNewer(m, conv.last_message)) {
     // Writing in a conversation means having read it; otherwise count what is unseen.
-    const unread_count =
-      m.sender_id === viewer.me ? 0 : isOnScreen(viewer, conv.id) ? conv.unread_count : conv.unread_count + 1;
-    return withConversation(state, { ...conv, last_message: m, unread_count });
+    if (m.sender_id === viewer.me) {
+      return withConversation(state, { ...conv, last_message: m, unread_count: 0, unread_mentions: 0 });
+    }
+    const unseen = isOnScreen(viewer, conv.id) ? 0 : 1;
+    const mentionsMe = m.mentions.includes(viewer.me) ? unseen : 0;
+    return withConversation(state, {
+      ...conv,
+      last_message: m,
+      unread_count: conv.unread_count + unseen,
+      unread_mentions: conv.unread_mentions + mentionsMe,
+    });
   }
   // The server's copy of a message we showed from its ack replaces ours.
   if (conv.last_message?.id === m.id && conv.last_message !== m) {
@@ -97,8 +114,11 @@ function receiveReadReceipt(
   return reader === me ? setUnreadCount(next, id, 0) : next;
 }
 
+/** Sets the unread count; the mentions among them go when it drops to 0. */
 function setUnreadCount(state: ConversationsState, id: ConversationId, unread_count: number): ConversationsState {
   const conv = state.byId[id];
-  if (!conv || conv.unread_count === unread_count) return state;
-  return withConversation(state, { ...conv, unread_count });
+  if (!conv) return state;
+  const unread_mentions = unread_count === 0 ? 0 : conv.unread_mentions;
+  if (conv.unread_count === unread_count && conv.unread_mentions === unread_mentions) return state;
+  return withConversation(state, { ...conv, unread_count, unread_mentions });
 }

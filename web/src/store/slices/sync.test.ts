@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { messageId } from "../../lib/ids";
-import { direct, msg } from "../../test/fixtures";
+import { change, direct, msg } from "../../test/fixtures";
 import type { ChatEvent } from "../events";
 import type { SyncCursor } from "../state";
 import { syncReducer } from "./sync";
@@ -31,5 +31,12 @@ describe("syncReducer", () => {
     );
     expect(completed).toEqual({ lastSeenId: "91", replaying: false, seenDuringReplay: null });
     expect(syncReducer(completed, { type: "synced", until: null })).toEqual(completed);
+  });
+
+  it("counts the ids of edits, deletions and reactions, which are events on the log too", () => {
+    const cursor = after(live("40"), { type: "message_changed", change: change.reaction("45", "40", "👍", true) });
+    expect(cursor.lastSeenId).toBe("45");
+    const replaying = after({ type: "sync_started" }, { type: "message_changed", change: change.deleted("46", "40") });
+    expect(replaying).toMatchObject({ lastSeenId: null, seenDuringReplay: "46" });
   });
 });

@@ -22,6 +22,9 @@ export function syncReducer(state: SyncCursor, event: ChatEvent): SyncCursor {
     case "message_received":
       // A message made from an ack was not delivered by the stream: it proves nothing.
       return event.live ? seen(state, event.message.id) : state;
+    case "message_changed":
+      // Changes are events on the log too, with ids of their own (DESIGN.md §5).
+      return seen(state, event.change.id);
     case "conversations_listed":
       // The list is a snapshot: everything up to each conversation's last message exists.
       return event.conversations.reduce((cursor, c) => (c.last_message ? seen(cursor, c.last_message.id) : cursor), state);

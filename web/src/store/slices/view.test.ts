@@ -4,7 +4,7 @@ import { DIRECT_ID, direct } from "../../test/fixtures";
 import type { ViewState } from "../state";
 import { viewReducer } from "./view";
 
-const open: ViewState = { activeId: DIRECT_ID, visible: true, notice: null };
+const open: ViewState = { activeId: DIRECT_ID, visible: true, notice: null, focus: null };
 
 describe("viewReducer", () => {
   it("closes the open conversation when it is removed or no longer listed", () => {

@@ -10,6 +10,8 @@ export function viewReducer(state: ViewState, event: ChatEvent): ViewState {
   switch (event.type) {
     case "conversation_opened":
       return state.activeId === event.conversationId ? state : { ...state, activeId: event.conversationId };
+    case "message_focused":
+      return state.focus === event.focus ? state : { ...state, focus: event.focus };
     case "visibility_changed":
       return state.visible === event.visible ? state : { ...state, visible: event.visible };
     case "notice_shown":
