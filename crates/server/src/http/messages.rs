@@ -9,7 +9,7 @@ use chat_protocol::http::{
     ChangeKey, EditMessage, ErrorBody, HistoryPage, HistoryQuery, Message, SearchPage, SearchQuery,
     SendMessage,
 };
-use chat_protocol::{ConversationId, MessageId};
+use chat_protocol::{ConversationId, MessageId, UserId};
 use uuid::Uuid;
 
 use super::{AuthUser, Json, Path, Query};
@@ -28,9 +28,29 @@ type Messages = State<MessagesState>;
 
 impl MessagesState {
     /// The message a change produced, as the caller sees it once history has it.
-    async fn after(&self, sent: &Sent, reader: chat_protocol::UserId) -> AppResult<Message> {
+    async fn after(&self, sent: &Sent, reader: UserId) -> AppResult<Message> {
         self.history.acknowledged(sent.message_id(), reader).await
     }
+
+    /// Turns the caller's reaction on or off (PUT and DELETE of one path).
+    async fn set_reaction(
+        &self,
+        me: UserId,
+        (id, message_id, emoji): (ConversationId, MessageId, String),
+        key: ChangeKey,
+        on: bool,
+    ) -> AppResult<StatusCode> {
+        self.sender
+            .react(me, id, message_id, key_of(key), emoji, on)
+            .await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+}
+
+/// The caller's key, or a fresh one: a delete or a reaction sets a state, so a
+/// repeat without a key changes nothing either.
+fn key_of(key: ChangeKey) -> Uuid {
+    key.client_msg_id.unwrap_or_else(Uuid::new_v4)
 }
 
 #[utoipa::path(get, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
@@ -128,8 +148,10 @@ pub async fn delete(
     Path((id, message_id)): Path<(ConversationId, MessageId)>,
     Query(key): Query<ChangeKey>,
 ) -> AppResult<StatusCode> {
-    let key = key.client_msg_id.unwrap_or_else(Uuid::new_v4);
-    messages.sender.delete(me, id, message_id, key).await?;
+    messages
+        .sender
+        .delete(me, id, message_id, key_of(key))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -143,15 +165,10 @@ pub async fn delete(
 pub async fn react(
     State(messages): Messages,
     AuthUser(me): AuthUser,
-    Path((id, message_id, emoji)): Path<(ConversationId, MessageId, String)>,
+    Path(target): Path<(ConversationId, MessageId, String)>,
     Query(key): Query<ChangeKey>,
 ) -> AppResult<StatusCode> {
-    let key = key.client_msg_id.unwrap_or_else(Uuid::new_v4);
-    messages
-        .sender
-        .react(me, id, message_id, key, emoji, true)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    messages.set_reaction(me, target, key, true).await
 }
 
 #[utoipa::path(delete, path = "/conversations/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages",
@@ -163,15 +180,10 @@ pub async fn react(
 pub async fn unreact(
     State(messages): Messages,
     AuthUser(me): AuthUser,
-    Path((id, message_id, emoji)): Path<(ConversationId, MessageId, String)>,
+    Path(target): Path<(ConversationId, MessageId, String)>,
     Query(key): Query<ChangeKey>,
 ) -> AppResult<StatusCode> {
-    let key = key.client_msg_id.unwrap_or_else(Uuid::new_v4);
-    messages
-        .sender
-        .react(me, id, message_id, key, emoji, false)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    messages.set_reaction(me, target, key, false).await
 }
 
 #[utoipa::path(get, path = "/search", tag = "messages", security(("bearer" = [])), params(SearchQuery),

@@ -274,6 +274,42 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<Message>>;
 }
 
+/// The posts of a batch of events. `apply` stores them first, together: a change
+/// always follows its message in the log, so the batch's changes then find theirs.
+pub fn posts_of(events: &[Arc<Event>]) -> Vec<&chat_protocol::events::MessagePosted> {
+    events
+        .iter()
+        .filter_map(|e| match e.as_ref() {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `(user, conversation, message)` rows of the mentions of `users` in a message,
+/// the sender's own left out (nobody has an unread mention of themselves).
+pub fn mention_rows(
+    users: &[UserId],
+    sender: UserId,
+    conversation: ConversationId,
+    message: MessageId,
+) -> Vec<(i64, i64, i64)> {
+    users
+        .iter()
+        .filter(|u| **u != sender)
+        .map(|u| (u.0, conversation.0, message.0))
+        .collect()
+}
+
+/// An event as the history tables keep it (`message_events.record`), and back.
+pub fn record_of(event: &Event) -> StoreResult<String> {
+    serde_json::to_string(event).map_err(|e| StoreError::Failed(e.to_string()))
+}
+
+pub fn event_of(record: &str) -> StoreResult<Event> {
+    Event::decode(record.as_bytes()).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// Groups `(message, emoji, user)` rows, in the order the reactions were made, into
 /// each message's summary: one entry per emoji, in the order each was first used.
 pub fn summarize_reactions(

@@ -14,31 +14,15 @@ use super::{MESSAGE_COLUMNS, PostgresStore, count_of, ids_of, message_of};
 use crate::search::SearchTerms;
 use crate::store::{
     ActivityQuery, ConversationActivity, MessageStore, Replay, StoreError, StoreResult,
-    attach_reactions, merge_replay, summarize_reactions,
+    attach_reactions, event_of, mention_rows, merge_replay, posts_of, record_of,
+    summarize_reactions,
 };
 
 type Tx<'a> = Transaction<'a, Postgres>;
 
-fn json(value: &impl serde::Serialize) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Failed(e.to_string()))
-}
-
-fn event_of(record: &str) -> StoreResult<Event> {
-    Event::decode(record.as_bytes()).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// The mentions of `users` in a message, the sender's own left out.
-fn mention_rows(
-    users: &[UserId],
-    sender: UserId,
-    conversation: ConversationId,
-    message: MessageId,
-) -> Vec<(i64, i64, i64)> {
-    users
-        .iter()
-        .filter(|u| **u != sender)
-        .map(|u| (u.0, conversation.0, message.0))
-        .collect()
+/// Mentioned user ids as `insert_posts` passes them: a JSON array per post.
+fn json(mentions: &[i64]) -> StoreResult<String> {
+    serde_json::to_string(mentions).map_err(|e| StoreError::Failed(e.to_string()))
 }
 
 async fn insert_mentions(tx: &mut Tx<'_>, rows: &[(i64, i64, i64)]) -> StoreResult<()> {
@@ -113,7 +97,7 @@ async fn record_event(tx: &mut Tx<'_>, event: &Event) -> StoreResult<bool> {
     .bind(event.id().0)
     .bind(event.conversation_id().0)
     .bind(event.message_id().0)
-    .bind(json(event)?)
+    .bind(record_of(event)?)
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -244,43 +228,11 @@ impl PostgresStore {
         Ok(messages)
     }
 
-    async fn messages_where(&self, sql: &str, binds: MessageQuery) -> StoreResult<Vec<Message>> {
-        let query = sqlx::query(sql);
-        let query = match binds {
-            MessageQuery::History {
-                conversation,
-                before,
-                after,
-                limit,
-            } => query
-                .bind(conversation)
-                .bind(before)
-                .bind(after)
-                .bind(limit),
-            MessageQuery::Since {
-                conversations,
-                after,
-                limit,
-            } => query.bind(conversations).bind(after).bind(limit),
-        };
-        let rows = query.fetch_all(&self.pool).await?;
+    /// The messages of these rows, with their reactions.
+    async fn messages_of(&self, rows: &[sqlx::postgres::PgRow]) -> StoreResult<Vec<Message>> {
         let messages = rows.iter().map(message_of).collect::<StoreResult<_>>()?;
         self.with_reactions(messages).await
     }
-}
-
-enum MessageQuery {
-    History {
-        conversation: i64,
-        before: i64,
-        after: i64,
-        limit: i64,
-    },
-    Since {
-        conversations: Vec<i64>,
-        after: i64,
-        limit: i64,
-    },
 }
 
 #[async_trait]
@@ -290,15 +242,7 @@ impl MessageStore for PostgresStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        // Posts first, together: a change always follows its message in the log.
-        let posts: Vec<&MessagePosted> = events
-            .iter()
-            .filter_map(|e| match e.as_ref() {
-                Event::Message(m) => Some(m),
-                _ => None,
-            })
-            .collect();
-        insert_posts(&mut tx, &posts).await?;
+        insert_posts(&mut tx, &posts_of(events)).await?;
         for event in events {
             match event.as_ref() {
                 Event::Message(_) => {}
@@ -318,20 +262,18 @@ impl MessageStore for PostgresStore {
         after: Option<MessageId>,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
-        self.messages_where(
-            &format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE conversation_id = $1 AND id < $2 AND id > $3
-                 ORDER BY id DESC LIMIT $4"
-            ),
-            MessageQuery::History {
-                conversation: conversation.0,
-                before: before.map_or(i64::MAX, |id| id.0),
-                after: after.map_or(i64::MIN, |id| id.0),
-                limit: i64::from(limit),
-            },
-        )
-        .await
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE conversation_id = $1 AND id < $2 AND id > $3
+             ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(conversation.0)
+        .bind(before.map_or(i64::MAX, |id| id.0))
+        .bind(after.map_or(i64::MIN, |id| id.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        self.messages_of(&rows).await
     }
 
     async fn since(
@@ -346,20 +288,17 @@ impl MessageStore for PostgresStore {
         }
         let after = after.max(since);
         let ids = ids_of(conversations, |id| id.0);
-        let messages = self
-            .messages_where(
-                &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages
-                     WHERE conversation_id = ANY($1) AND id > $2
-                     ORDER BY id LIMIT $3"
-                ),
-                MessageQuery::Since {
-                    conversations: ids.clone(),
-                    after: after.0,
-                    limit: i64::from(limit),
-                },
-            )
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE conversation_id = ANY($1) AND id > $2
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(&ids)
+        .bind(after.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let messages = self.messages_of(&rows).await?;
         let changes = sqlx::query(
             "SELECT record FROM message_events
              WHERE conversation_id = ANY($1) AND id > $2 AND message_id <= $3
@@ -464,7 +403,6 @@ impl MessageStore for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let messages = rows.iter().map(message_of).collect::<StoreResult<_>>()?;
-        self.with_reactions(messages).await
+        self.messages_of(&rows).await
     }
 }

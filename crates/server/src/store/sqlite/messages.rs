@@ -15,17 +15,15 @@ use crate::database::sqlite::MESSAGE_COLUMNS;
 use crate::search::SearchTerms;
 use crate::store::{
     ActivityQuery, ConversationActivity, MessageStore, Replay, StoreError, StoreResult,
-    attach_reactions, merge_replay, summarize_reactions,
+    attach_reactions, event_of, mention_rows, merge_replay, posts_of, record_of,
+    summarize_reactions,
 };
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 
-fn json(value: &impl serde::Serialize) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Failed(e.to_string()))
-}
-
-fn event_of(record: &str) -> StoreResult<Event> {
-    Event::decode(record.as_bytes()).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// Mentioned user ids as the `mentions` column holds them: a JSON array.
+fn json(mentions: &[UserId]) -> StoreResult<String> {
+    serde_json::to_string(mentions).map_err(|e| StoreError::Failed(e.to_string()))
 }
 
 /// Posts: one INSERT per chunk; only the rows that are new get their index entry and
@@ -73,12 +71,7 @@ async fn insert_posts(tx: &mut Tx<'_>, posts: &[&MessagePosted]) -> StoreResult<
         index.build().execute(&mut **tx).await?;
         let mentioned: Vec<(i64, i64, i64)> = fresh
             .iter()
-            .flat_map(|m| {
-                m.mentions
-                    .iter()
-                    .filter(|u| **u != m.sender_id)
-                    .map(|u| (u.0, m.conversation_id.0, m.id.0))
-            })
+            .flat_map(|m| mention_rows(&m.mentions, m.sender_id, m.conversation_id, m.id))
             .collect();
         insert_mentions(tx, &mentioned).await?;
     }
@@ -109,7 +102,7 @@ async fn record_event(tx: &mut Tx<'_>, event: &Event) -> StoreResult<bool> {
     .bind(event.id().0)
     .bind(event.conversation_id().0)
     .bind(event.message_id().0)
-    .bind(json(event)?)
+    .bind(record_of(event)?)
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -147,8 +140,8 @@ async fn apply_edit(tx: &mut Tx<'_>, edit: &MessageEdited, event: &Event) -> Sto
         // A newer edit is already applied.
         return Ok(());
     };
-    let sender: i64 = row.try_get("sender_id")?;
-    let conversation: i64 = row.try_get("conversation_id")?;
+    let sender = UserId(row.try_get("sender_id")?);
+    let conversation = ConversationId(row.try_get("conversation_id")?);
     sqlx::query("DELETE FROM message_search WHERE rowid = ?")
         .bind(edit.message_id.0)
         .execute(&mut **tx)
@@ -162,13 +155,8 @@ async fn apply_edit(tx: &mut Tx<'_>, edit: &MessageEdited, event: &Event) -> Sto
         .bind(edit.message_id.0)
         .execute(&mut **tx)
         .await?;
-    let mentioned: Vec<(i64, i64, i64)> = edit
-        .mentions
-        .iter()
-        .filter(|u| u.0 != sender)
-        .map(|u| (u.0, conversation, edit.message_id.0))
-        .collect();
-    insert_mentions(tx, &mentioned).await
+    let rows = mention_rows(&edit.mentions, sender, conversation, edit.message_id);
+    insert_mentions(tx, &rows).await
 }
 
 async fn apply_delete(tx: &mut Tx<'_>, delete: &MessageDeleted, event: &Event) -> StoreResult<()> {
@@ -257,17 +245,7 @@ impl MessageStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write.begin().await?;
-        // Posts first, together: a change always follows its message in the log, so
-        // applying the batch's posts before its changes keeps every change after its
-        // message.
-        let posts: Vec<&MessagePosted> = events
-            .iter()
-            .filter_map(|e| match e.as_ref() {
-                Event::Message(m) => Some(m),
-                _ => None,
-            })
-            .collect();
-        insert_posts(&mut tx, &posts).await?;
+        insert_posts(&mut tx, &posts_of(events)).await?;
         for event in events {
             match event.as_ref() {
                 Event::Message(_) => {}
