@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_protocol::http::{
-    AuthResponse, Conversation, CreateConversation, ErrorBody, HistoryPage, SearchPage,
-    SignupRequest, User,
+    AuthResponse, Conversation, CreateConversation, ErrorBody, HistoryPage, Message, SearchPage,
+    SendMessage, SignupRequest, User,
 };
 use chat_protocol::{ConversationId, MessageId, UserId};
 use futures::{StreamExt, TryStreamExt};
@@ -143,6 +143,23 @@ impl Api {
             None => format!("/conversations/{conversation}/messages?limit={limit}"),
         };
         self.call::<(), _>(Method::GET, &path, Some(&reader.token), None)
+            .await
+    }
+
+    /// Posts one message over HTTP.
+    pub async fn send(
+        &self,
+        sender: &Session,
+        conversation: ConversationId,
+        body: &str,
+    ) -> Result<Message, ApiError> {
+        let request = SendMessage {
+            client_msg_id: uuid::Uuid::new_v4(),
+            body: body.to_owned(),
+            reply_to: None,
+        };
+        let path = format!("/conversations/{conversation}/messages");
+        self.call(Method::POST, &path, Some(&sender.token), Some(&request))
             .await
     }
 

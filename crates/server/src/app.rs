@@ -32,6 +32,7 @@ use crate::http::ops::{Check, OpsState};
 use crate::http::web::WebDir;
 use crate::http::{self, ClientAddresses, HttpState};
 use crate::hub::Hub;
+use crate::indexer::{self, Indexer};
 use crate::log::kafka::{KafkaLog, KafkaSettings};
 use crate::log::sqlite::{self as log_sqlite, SqliteLog};
 use crate::log::{LogError, MessageLog, runner};
@@ -45,7 +46,7 @@ use crate::sessions::sqlite::SqliteSessions;
 use crate::snowflake::Snowflake;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Conversations, MessageStore, ReadMarkers, StoreError, Users};
+use crate::store::{Conversations, MessageStore, ReadMarkers, SearchIndex, StoreError, Users};
 
 /// Why the server could not start (or serve).
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +132,7 @@ struct Durable {
     conversations: Arc<dyn Conversations>,
     read_markers: Arc<dyn ReadMarkers>,
     history: Arc<dyn MessageStore>,
+    search: Arc<dyn SearchIndex>,
     /// Refresh tokens when Redis does not hold them.
     sessions: Arc<dyn Sessions>,
     check: Check,
@@ -144,7 +146,8 @@ impl Durable {
             users: store.clone(),
             conversations: store.clone(),
             read_markers: store.clone(),
-            history: store,
+            history: store.clone(),
+            search: store,
             sessions: Arc::new(SqliteSessions::new(pools.clone())),
             check: check(move || {
                 let pools = ping.clone();
@@ -163,7 +166,8 @@ impl Durable {
             users: store.clone(),
             conversations: store.clone(),
             read_markers: store.clone(),
-            history: store,
+            history: store.clone(),
+            search: store,
             sessions: Arc::new(PostgresSessions::new(pool)),
             check: check(move || {
                 let pool = ping.clone();
@@ -378,7 +382,8 @@ fn start_cluster_tasks(
     )));
 }
 
-/// The log's consumers on this node: the persister and the fan-out.
+/// The log's consumers on this node: the persister, the search indexer and the
+/// fan-out.
 fn start_consumers(
     log: &Arc<dyn MessageLog>,
     durable: &Durable,
@@ -396,6 +401,15 @@ fn start_consumers(
         log.clone(),
         persister::SETTINGS,
         persister,
+        shutdown.clone(),
+    )));
+    let indexer = Indexer {
+        index: durable.search.clone(),
+    };
+    tasks.push(tokio::spawn(runner::run(
+        log.clone(),
+        indexer::SETTINGS,
+        indexer,
         shutdown.clone(),
     )));
     let fan_out = FanOut {

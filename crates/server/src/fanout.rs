@@ -91,6 +91,7 @@ pub const SETTINGS: runner::Settings = runner::Settings {
     name: "fanout",
     start: Start::End,
     max_batch: 1024,
+    linger: Duration::ZERO,
 };
 
 /// Delivers each event to the local connections of its conversation's members.

@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod history;
 pub mod http;
 pub mod hub;
+pub mod indexer;
 pub mod log;
 pub mod membership;
 pub mod persister;

@@ -23,6 +23,7 @@ pub const SETTINGS: runner::Settings = runner::Settings {
     name: GROUP,
     start: Start::Group(GROUP),
     max_batch: 1_000,
+    linger: Duration::ZERO,
 };
 
 pub struct Persister {

@@ -57,6 +57,37 @@ fn words_of(seq: u64, out: &mut String) {
     }
 }
 
+/// Posts a marker after the fill and waits until search finds it: the index follows
+/// the log in order, so then it holds every filled message too.
+async fn wait_until_indexed(
+    api: &Api,
+    users: &[Session],
+    conversation: ConversationId,
+) -> anyhow::Result<()> {
+    const TIMEOUT: Duration = Duration::from_secs(120);
+    let marker = format!("zzmarker{}", now_us());
+    let sent = api.send(&users[0], conversation, &marker).await?;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let page = api
+            .search(&users[1], &marker, Some(conversation), 1)
+            .await?;
+        if page
+            .results
+            .first()
+            .is_some_and(|hit| hit.message.id == sent.id)
+        {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "search still lacks message {} after {TIMEOUT:?}",
+            sent.id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One query a searcher asks, and the words each hit must contain (as prefixes).
 fn query(jitter: &mut Jitter) -> (String, Vec<String>) {
     let mut one = String::new();
@@ -120,6 +151,8 @@ pub async fn run(bench: &Bench, args: &SearchArgs, report: &mut Report) -> anyho
     let lag_started = Instant::now();
     wait_until_readable(&bench.api, &users[1], conversation, filled.newest_id).await?;
     report.extra("persist_lag_ms", lag_started.elapsed().as_millis() as u64);
+    wait_until_indexed(&bench.api, &users, conversation).await?;
+    report.extra("index_lag_ms", lag_started.elapsed().as_millis() as u64);
     let fill_latencies = stats::take();
 
     let meter = CostMeter::start(bench.common.server_pid).with_services(&bench.common.service_pids);

@@ -43,6 +43,10 @@ pub struct Settings {
     pub start: Start,
     /// The most records handed to the handler at once.
     pub max_batch: usize,
+    /// How long to wait after a batch smaller than `max_batch` before reading on, so
+    /// a consumer whose work is cheaper in bulk gets large batches from a busy log
+    /// (zero: read on at once).
+    pub linger: Duration,
 }
 
 /// How long to wait before reconnecting, or before offering a failed batch again.
@@ -130,6 +134,12 @@ async fn consume(
         {
             tracing::warn!(%error, "committing the position failed; the batch will replay");
         }
+        if batch.len() < settings.max_batch
+            && !settings.linger.is_zero()
+            && !wait(settings.linger, shutdown).await
+        {
+            return Ended::Shutdown;
+        }
     }
 }
 
@@ -185,8 +195,13 @@ async fn handle_until_done(
 
 /// Waits [`PAUSE`]; false if the server started stopping meanwhile.
 async fn pause(shutdown: &mut watch::Receiver<bool>) -> bool {
+    wait(PAUSE, shutdown).await
+}
+
+/// Waits `time`; false if the server started stopping meanwhile.
+async fn wait(time: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     let stopped = tokio::select! {
-        _ = tokio::time::sleep(PAUSE) => false,
+        _ = tokio::time::sleep(time) => false,
         _ = shutdown.wait_for(|stop| *stop) => true,
     };
     !stopped && !*shutdown.borrow()

@@ -5,6 +5,7 @@
 //! - [`Conversations`]: conversations, their members and the members' roles.
 //! - [`ReadMarkers`]: how far each member has read.
 //! - [`MessageStore`]: the queryable history the persister materializes from the log.
+//! - [`SearchIndex`]: the full-text index of live bodies, kept by its own consumer.
 //!
 //! The embedded mode implements them on one SQLite file ([`sqlite`]); the distributed
 //! mode on PostgreSQL ([`postgres`]), shared by every node. Every method fails with
@@ -238,7 +239,7 @@ pub trait MessageStore: Send + Sync {
     /// changes nothing, so a batch replayed after a crash is harmless. An edit
     /// applies only over an older edit, a reaction only over an older change of the
     /// same reaction, and nothing applies to a deleted message; a deletion drops the
-    /// body, the mentions, the reactions, the index entry and the message's edits.
+    /// body, the mentions, the reactions and the message's edits.
     async fn apply(&self, events: &[Arc<Event>]) -> StoreResult<()>;
     /// Newest first: at most `limit` messages with `after < id < before`.
     async fn history(
@@ -264,7 +265,7 @@ pub trait MessageStore: Send + Sync {
     /// mention the reader. One round trip however many queries.
     async fn activity(&self, queries: &[ActivityQuery]) -> StoreResult<Vec<ConversationActivity>>;
     /// Newest first: at most `limit` live messages of `conversations` older than
-    /// `before` that contain every term.
+    /// `before` that contain every term, as far as the [`SearchIndex`] has come.
     async fn search(
         &self,
         conversations: &[ConversationId],
@@ -272,6 +273,76 @@ pub trait MessageStore: Send + Sync {
         before: Option<MessageId>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+}
+
+/// The full-text index of live message bodies that [`MessageStore::search`] reads.
+/// Its own consumer of the log (group `search`) keeps it, apart from the persister,
+/// so indexing, cheapest in large batches, never holds up storing history.
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Brings the index up to date with events in log order: a post indexes its body,
+    /// an edit replaces it, a deletion takes it out for good. Each message remembers
+    /// the event that gave its indexed body, so like [`MessageStore::apply`] a replayed
+    /// batch or an older edit changes nothing, and nothing revives a deleted message.
+    async fn index(&self, events: &[Arc<Event>]) -> StoreResult<()>;
+}
+
+/// What a batch asks of the index for one message: its events folded, the last one
+/// winning and a deletion winning over everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexChange<'a> {
+    /// Index `body`, given by event `by`, unless the index holds a newer body or the
+    /// message is deleted.
+    Set {
+        message: MessageId,
+        conversation: ConversationId,
+        body: &'a str,
+        by: MessageId,
+    },
+    /// The message is deleted: out of the index, and never back in.
+    Remove {
+        message: MessageId,
+        conversation: ConversationId,
+    },
+}
+
+/// A batch's index changes, one per message, in the order of their first event.
+pub fn index_changes(events: &[Arc<Event>]) -> Vec<IndexChange<'_>> {
+    let mut changes: Vec<IndexChange<'_>> = Vec::new();
+    let mut slot: HashMap<MessageId, usize> = HashMap::new();
+    for event in events {
+        let change = match event.as_ref() {
+            Event::Message(m) => IndexChange::Set {
+                message: m.id,
+                conversation: m.conversation_id,
+                body: &m.body,
+                by: m.id,
+            },
+            Event::Edit(e) => IndexChange::Set {
+                message: e.message_id,
+                conversation: e.conversation_id,
+                body: &e.body,
+                by: e.id,
+            },
+            Event::Delete(d) => IndexChange::Remove {
+                message: d.message_id,
+                conversation: d.conversation_id,
+            },
+            Event::Reaction(_) => continue,
+        };
+        match slot.get(&event.message_id()) {
+            None => {
+                slot.insert(event.message_id(), changes.len());
+                changes.push(change);
+            }
+            Some(&at) => {
+                if !matches!(changes[at], IndexChange::Remove { .. }) {
+                    changes[at] = change;
+                }
+            }
+        }
+    }
+    changes
 }
 
 /// The posts of a batch of events. `apply` stores them first, together: a change
@@ -366,4 +437,119 @@ pub fn merge_replay(messages: Vec<Message>, changes: Vec<Event>, limit: usize) -
         out.extend(next);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_protocol::events::{MessageDeleted, MessageEdited, MessagePosted, ReactionChanged};
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    use super::*;
+
+    const ROOM: ConversationId = ConversationId(7);
+    const ANN: UserId = UserId(1);
+
+    fn at() -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(1_000).single().unwrap_or_default()
+    }
+
+    fn post(id: i64, body: &str) -> Arc<Event> {
+        Arc::new(Event::Message(MessagePosted {
+            id: MessageId(id),
+            conversation_id: ROOM,
+            sender_id: ANN,
+            client_msg_id: Uuid::nil(),
+            body: body.into(),
+            created_at: at(),
+            reply_to: None,
+            mentions: Vec::new(),
+        }))
+    }
+
+    fn edit(id: i64, message: i64, body: &str) -> Arc<Event> {
+        Arc::new(Event::Edit(MessageEdited {
+            id: MessageId(id),
+            conversation_id: ROOM,
+            message_id: MessageId(message),
+            user_id: ANN,
+            client_msg_id: Uuid::nil(),
+            body: body.into(),
+            mentions: Vec::new(),
+            at: at(),
+        }))
+    }
+
+    fn delete(id: i64, message: i64) -> Arc<Event> {
+        Arc::new(Event::Delete(MessageDeleted {
+            id: MessageId(id),
+            conversation_id: ROOM,
+            message_id: MessageId(message),
+            user_id: ANN,
+            client_msg_id: Uuid::nil(),
+            at: at(),
+        }))
+    }
+
+    fn react(id: i64, message: i64) -> Arc<Event> {
+        Arc::new(Event::Reaction(ReactionChanged {
+            id: MessageId(id),
+            conversation_id: ROOM,
+            message_id: MessageId(message),
+            user_id: ANN,
+            client_msg_id: Uuid::nil(),
+            emoji: "👍".into(),
+            on: true,
+            at: at(),
+        }))
+    }
+
+    fn set(message: i64, body: &str, by: i64) -> IndexChange<'_> {
+        IndexChange::Set {
+            message: MessageId(message),
+            conversation: ROOM,
+            body,
+            by: MessageId(by),
+        }
+    }
+
+    fn remove(message: i64) -> IndexChange<'static> {
+        IndexChange::Remove {
+            message: MessageId(message),
+            conversation: ROOM,
+        }
+    }
+
+    #[test]
+    fn a_batch_folds_to_one_change_per_message_the_last_winning() {
+        let events = [
+            post(1, "one"),
+            post(2, "two"),
+            edit(3, 1, "one, edited"),
+            react(4, 2),
+            edit(5, 1, "one, edited again"),
+            edit(6, 9, "an older message"),
+        ];
+        assert_eq!(
+            index_changes(&events),
+            [
+                set(1, "one, edited again", 5),
+                set(2, "two", 2),
+                set(9, "an older message", 6)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deletion_wins_over_everything_around_it() {
+        let events = [
+            post(1, "secret"),
+            delete(2, 1),
+            edit(3, 1, "resurrected"),
+            delete(4, 8),
+        ];
+        assert_eq!(index_changes(&events), [remove(1), remove(8)]);
+        assert!(index_changes(&[react(1, 1)]).is_empty());
+        assert!(index_changes(&[]).is_empty());
+    }
 }

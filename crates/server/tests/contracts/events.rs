@@ -1,6 +1,7 @@
-//! `MessageStore::apply` on SQLite and PostgreSQL: conversation events change
-//! history the same way on both, each once however often it is replayed, and a
-//! deletion leaves no trace of the body in history, search, mentions or the rows.
+//! `MessageStore::apply` and `SearchIndex::index` on SQLite and PostgreSQL:
+//! conversation events change history and the search index the same way on both,
+//! each once however often it is replayed, and a deletion leaves no trace of the body
+//! in history, search, mentions or the rows.
 
 use std::sync::Arc;
 
@@ -119,6 +120,13 @@ async fn message(s: &StorePorts, id: MessageId) -> anyhow::Result<Message> {
         .context("the message is stored")
 }
 
+/// The persister's and the search indexer's work on one batch.
+async fn apply(s: &StorePorts, events: &[Arc<Event>]) -> anyhow::Result<()> {
+    s.history.apply(events).await?;
+    s.search.index(events).await?;
+    Ok(())
+}
+
 async fn found(s: &StorePorts, room: &Room, query: &str) -> anyhow::Result<Vec<MessageId>> {
     let terms = SearchTerms::parse(query)?;
     let hits = s
@@ -131,25 +139,25 @@ async fn found(s: &StorePorts, room: &Room, query: &str) -> anyhow::Result<Vec<M
 async fn edits_apply_once_and_never_over_a_newer_edit(s: &StorePorts) -> anyhow::Result<()> {
     let r = room(s).await?;
     let original = post(1, r.conversation, r.a, "frist");
-    let first = edit(2, &original, "first", &[]);
-    let second = edit(3, &original, "first!", &[]);
-    s.history
-        .apply(&[original.clone(), first.clone(), second.clone()])
-        .await?;
-    // The whole batch again, then the older edit alone: still the newest body.
-    s.history
-        .apply(&[original.clone(), first.clone(), second])
-        .await?;
-    s.history.apply(&[first]).await?;
+    let first = edit(2, &original, "first draft", &[]);
+    let second = edit(3, &original, "final wording", &[]);
+    apply(s, &[original.clone(), first.clone(), second.clone()]).await?;
+    // The whole batch again, the post and the first edit alone, the older edit alone:
+    // still the newest body, in history and in the index.
+    apply(s, &[original.clone(), first.clone(), second]).await?;
+    apply(s, &[original.clone(), first.clone()]).await?;
+    apply(s, &[first]).await?;
     let now = message(s, original.id()).await?;
-    assert_eq!(now.body, "first!");
+    assert_eq!(now.body, "final wording");
     assert_eq!(now.edited_at, Some(at(3)));
     assert!(!now.deleted);
-    assert_eq!(found(s, &r, "first").await?, [original.id()]);
-    assert!(
-        found(s, &r, "frist").await?.is_empty(),
-        "the index follows edits"
-    );
+    assert_eq!(found(s, &r, "wording").await?, [original.id()]);
+    for word in ["frist", "draft"] {
+        assert!(
+            found(s, &r, word).await?.is_empty(),
+            "the index follows edits: {word}"
+        );
+    }
     Ok(())
 }
 
@@ -167,10 +175,10 @@ async fn reactions_toggle_per_user_and_emoji_and_replays_change_nothing(
         react(6, &m, r.a, "👍", true),
         react(7, &m, r.b, "🎉", false),
     ];
-    s.history.apply(&events).await?;
-    s.history.apply(&events).await?;
+    apply(s, &events).await?;
+    apply(s, &events).await?;
     // An older toggle replayed alone does not undo a newer one.
-    s.history.apply(&[events[4].clone()]).await?;
+    apply(s, &[events[4].clone()]).await?;
     let now = message(s, m.id()).await?;
     assert_eq!(now.reactions.len(), 1, "{:?}", now.reactions);
     let thumbs = &now.reactions[0];
@@ -201,10 +209,10 @@ async fn a_deletion_drops_the_body_everywhere_and_nothing_revives_it(
         late_edit,
         late_reaction,
     ];
-    s.history.apply(&events).await?;
+    apply(s, &events).await?;
     // Replays: the whole log again, and the post alone.
-    s.history.apply(&events).await?;
-    s.history.apply(std::slice::from_ref(&m)).await?;
+    apply(s, &events).await?;
+    apply(s, std::slice::from_ref(&m)).await?;
 
     let now = message(s, m.id()).await?;
     assert!(now.deleted);
@@ -254,9 +262,7 @@ async fn mentions_count_until_read_and_follow_edits(s: &StorePorts) -> anyhow::R
     let first = post_mentioning(1, r.conversation, r.a, "@bob look", &[r.b]);
     let second = post_mentioning(2, r.conversation, r.a, "@bob and @ann", &[r.b, r.a]);
     let third = post(3, r.conversation, r.a, "no one");
-    s.history
-        .apply(&[first.clone(), second.clone(), third.clone()])
-        .await?;
+    apply(s, &[first.clone(), second.clone(), third.clone()]).await?;
     let unread = |reader, last_read| ActivityQuery {
         conversation: r.conversation,
         reader,
@@ -275,12 +281,14 @@ async fn mentions_count_until_read_and_follow_edits(s: &StorePorts) -> anyhow::R
     assert_eq!(mentions, [2, 1, 0]);
     assert_eq!(message(s, second.id()).await?.mentions, [r.b, r.a]);
 
-    s.history
-        .apply(&[
+    apply(
+        s,
+        &[
             edit(4, &second, "and @ann", &[r.a]),
             edit(5, &third, "@bob now", &[r.b]),
-        ])
-        .await?;
+        ],
+    )
+    .await?;
     let counts = s.history.activity(&[unread(r.b, Some(first.id()))]).await?;
     assert_eq!(counts[0].unread_mentions, 1, "an edit moves the mention");
     Ok(())
@@ -297,16 +305,18 @@ async fn sync_replays_new_messages_as_they_are_and_changes_of_older_ones(
     let new_edit = edit(5, &new, "new, edited", &[]);
     let old_reaction = react(6, &old, r.b, "👍", true);
     let elsewhere = post(7, other, r.a, "elsewhere");
-    s.history
-        .apply(&[
+    apply(
+        s,
+        &[
             old.clone(),
             old_edit.clone(),
             new.clone(),
             new_edit,
             old_reaction.clone(),
             elsewhere,
-        ])
-        .await?;
+        ],
+    )
+    .await?;
 
     // The client holds everything up to id(2).
     let since = id(2);
@@ -349,7 +359,7 @@ async fn search_finds_words_and_phrases_in_live_messages_of_the_given_conversati
         post(5, r.conversation, r.b, "AND OR NOT NEAR(\"x\") * ^"),
         post(6, r.conversation, r.a, "Café crème"),
     ];
-    s.history.apply(&events).await?;
+    apply(s, &events).await?;
     let ids = |seqs: &[i64]| seqs.iter().map(|s| id(*s)).collect::<Vec<_>>();
     assert_eq!(
         found(s, &r, "green build").await?,

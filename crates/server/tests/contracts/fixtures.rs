@@ -20,7 +20,7 @@ use chat_server::sessions::sqlite::SqliteSessions;
 use chat_server::snowflake::Snowflake;
 use chat_server::store::postgres::PostgresStore;
 use chat_server::store::sqlite::SqliteStore;
-use chat_server::store::{Conversations, MessageStore, ReadMarkers, Users};
+use chat_server::store::{Conversations, MessageStore, ReadMarkers, SearchIndex, Users};
 use chat_test_support::broker::Broker;
 use redis::aio::ConnectionManager;
 use sqlx::postgres::PgConnectOptions;
@@ -37,6 +37,7 @@ pub struct StorePorts {
     pub conversations: Arc<dyn Conversations>,
     pub read_markers: Arc<dyn ReadMarkers>,
     pub history: Arc<dyn MessageStore>,
+    pub search: Arc<dyn SearchIndex>,
 }
 
 /// The fast ports of one adapter.
@@ -73,7 +74,8 @@ impl Sqlite {
             users: store.clone(),
             conversations: store.clone(),
             read_markers: store.clone(),
-            history: store,
+            history: store.clone(),
+            search: store,
         }
     }
 }
@@ -130,7 +132,8 @@ impl Postgres {
             users: store.clone(),
             conversations: store.clone(),
             read_markers: store.clone(),
-            history: store,
+            history: store.clone(),
+            search: store,
         }
     }
 }

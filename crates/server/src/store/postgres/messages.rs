@@ -1,6 +1,6 @@
-//! History on PostgreSQL: each message's current state (with its `tsvector` kept by
-//! the database), the events `sync` replays, reactions and mentions, all written by
-//! the persister in one transaction per batch.
+//! History on PostgreSQL: each message's current state, the events `sync` replays,
+//! reactions and mentions, all written by the persister in one transaction per batch.
+//! Search reads the index the search consumer keeps (`search.rs`).
 
 use std::sync::Arc;
 
@@ -151,7 +151,6 @@ async fn apply_delete(tx: &mut Tx<'_>, delete: &MessageDeleted, event: &Event) -
         return Ok(());
     }
     let id = delete.message_id.0;
-    // The generated search vector of an empty body is empty: the index forgets it.
     sqlx::query("UPDATE messages SET body = '', mentions = '{}', deleted_at = $2 WHERE id = $1")
         .bind(id)
         .bind(delete.at.timestamp_millis())
@@ -393,8 +392,11 @@ impl MessageStore for PostgresStore {
         }
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE search @@ to_tsquery('simple', $1)
-               AND conversation_id = ANY($2) AND id < $3 AND deleted_at IS NULL
+             WHERE id IN (
+                 SELECT message_id FROM message_search
+                 WHERE search @@ to_tsquery('simple', $1)
+                   AND conversation_id = ANY($2) AND message_id < $3
+             ) AND deleted_at IS NULL
              ORDER BY id DESC LIMIT $4"
         ))
         .bind(terms.tsquery())

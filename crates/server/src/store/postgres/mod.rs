@@ -152,6 +152,7 @@ const MESSAGE_COLUMNS: &str = "id, conversation_id, sender_id, client_msg_id::te
      body, created_at, reply_to, mentions, edited_at, deleted_at";
 
 mod messages;
+mod search;
 
 #[async_trait]
 impl Users for PostgresStore {

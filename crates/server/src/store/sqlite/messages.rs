@@ -1,6 +1,6 @@
 //! History on SQLite: each message's current state, the events `sync` replays,
-//! reactions, mentions and the FTS5 index, all written by the persister in one
-//! transaction per batch.
+//! reactions and mentions, all written by the persister in one transaction per batch.
+//! Search reads the FTS5 index the search consumer keeps (`search.rs`).
 
 use std::sync::Arc;
 
@@ -26,8 +26,8 @@ fn json(mentions: &[UserId]) -> StoreResult<String> {
     serde_json::to_string(mentions).map_err(|e| StoreError::Failed(e.to_string()))
 }
 
-/// Posts: one INSERT per chunk; only the rows that are new get their index entry and
-/// mentions, so a replayed post of a since-deleted message revives nothing.
+/// Posts: one INSERT per chunk; only the rows that are new get their mentions, so a
+/// replayed post of a since-deleted message revives nothing.
 async fn insert_posts(tx: &mut Tx<'_>, posts: &[&MessagePosted]) -> StoreResult<()> {
     // 9 variables per row keeps chunks of 1,000 well under SQLite's limit.
     for chunk in posts.chunks(1_000) {
@@ -64,11 +64,6 @@ async fn insert_posts(tx: &mut Tx<'_>, posts: &[&MessagePosted]) -> StoreResult<
             .iter()
             .filter(|m| inserted.contains(&m.id.0))
             .collect();
-        let mut index = QueryBuilder::new("INSERT INTO message_search (rowid, body) ");
-        index.push_values(&fresh, |mut row, m| {
-            row.push_bind(m.id.0).push_bind(m.body.as_str());
-        });
-        index.build().execute(&mut **tx).await?;
         let mentioned: Vec<(i64, i64, i64)> = fresh
             .iter()
             .flat_map(|m| mention_rows(&m.mentions, m.sender_id, m.conversation_id, m.id))
@@ -142,15 +137,6 @@ async fn apply_edit(tx: &mut Tx<'_>, edit: &MessageEdited, event: &Event) -> Sto
     };
     let sender = UserId(row.try_get("sender_id")?);
     let conversation = ConversationId(row.try_get("conversation_id")?);
-    sqlx::query("DELETE FROM message_search WHERE rowid = ?")
-        .bind(edit.message_id.0)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("INSERT INTO message_search (rowid, body) VALUES (?, ?)")
-        .bind(edit.message_id.0)
-        .bind(edit.body.as_str())
-        .execute(&mut **tx)
-        .await?;
     sqlx::query("DELETE FROM mentions WHERE message_id = ?")
         .bind(edit.message_id.0)
         .execute(&mut **tx)
@@ -170,7 +156,6 @@ async fn apply_delete(tx: &mut Tx<'_>, delete: &MessageDeleted, event: &Event) -
         .execute(&mut **tx)
         .await?;
     for statement in [
-        "DELETE FROM message_search WHERE rowid = ?",
         "DELETE FROM mentions WHERE message_id = ?",
         "DELETE FROM reactions WHERE message_id = ?",
     ] {

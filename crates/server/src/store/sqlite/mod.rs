@@ -32,6 +32,7 @@ pub struct SqliteStore {
 }
 
 mod messages;
+mod search;
 
 impl SqliteStore {
     pub fn new(pools: SqlitePools) -> Self {

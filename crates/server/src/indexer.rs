@@ -1,0 +1,40 @@
+//! The search indexer: consumer group `search` of the log, a [`Handler`] of the
+//! consumer runner. It keeps the [`SearchIndex`] in step with the log, apart from the
+//! persister, so indexing never holds up storing history; it lingers between small
+//! batches because a full-text index is far cheaper to write in bulk. Search results
+//! come from history (bodies as they are now, deleted messages left out), so an index
+//! a moment behind the log can miss a newest message but never shows a stale body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_protocol::events::Event;
+
+use crate::log::runner::{self, Handler, Retry, Start};
+use crate::store::SearchIndex;
+
+pub const GROUP: &str = "search";
+
+/// Batches of up to 5,000 events, read at most every 100 ms when the log is quiet
+/// enough to give smaller ones: the index trails the log by about that much.
+pub const SETTINGS: runner::Settings = runner::Settings {
+    name: GROUP,
+    start: Start::Group(GROUP),
+    max_batch: 5_000,
+    linger: Duration::from_millis(100),
+};
+
+pub struct Indexer {
+    pub index: Arc<dyn SearchIndex>,
+}
+
+#[async_trait]
+impl Handler for Indexer {
+    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Retry> {
+        self.index
+            .index(batch)
+            .await
+            .map_err(|error| Retry(format!("indexing for search: {error}")))
+    }
+}
