@@ -1,5 +1,5 @@
 //! Operations endpoints: liveness, readiness of each dependency, Prometheus metrics
-//! and the OpenAPI document.
+//! and the documents of the API: OpenAPI for HTTP, AsyncAPI for the WebSocket.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,9 +11,7 @@ use chat_protocol::http::Readiness;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
-use utoipa::OpenApi;
-
-use super::{ApiDoc, Json};
+use super::{Json, openapi};
 use crate::hub::Hub;
 
 /// Asks one dependency whether it answers; `Err` says what is wrong.
@@ -30,12 +28,13 @@ pub struct OpsState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "the process is alive", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses((status = 200, body = Readiness, description = "every dependency answers"),
               (status = 503, body = Readiness, description = "at least one dependency is down; `checks` says which")))]
 pub async fn readyz(State(ops): State<OpsState>) -> (StatusCode, Json<Readiness>) {
@@ -63,8 +62,8 @@ pub async fn readyz(State(ops): State<OpsState>) -> (StatusCode, Json<Readiness>
     (status, Json(Readiness { ready, checks }))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
     metrics::gauge!("chat_connections").set(ops.hub.connection_count() as f64);
     (
@@ -73,6 +72,16 @@ pub async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
     )
 }
 
+/// The OpenAPI document (also committed as `docs/openapi.json`).
 pub async fn openapi() -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
+    json_document(openapi::document_json())
+}
+
+/// The AsyncAPI document of the WebSocket protocol (also `docs/asyncapi.json`).
+pub async fn asyncapi() -> impl IntoResponse {
+    json_document(chat_protocol::asyncapi::document_json())
+}
+
+fn json_document(json: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json)
 }
