@@ -168,6 +168,7 @@ pub struct RefreshResponse {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserSearch {
     /// A username or display-name prefix: 1 to 64 characters, not only spaces.
     #[param(min_length = 1, max_length = 64, pattern = "\\S")]
@@ -223,6 +224,7 @@ pub struct UpdateConversation {
 
 /// Cursor parameters of `GET /conversations/{id}/messages`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only messages older than this id.
     pub before: Option<MessageId>,
@@ -273,12 +275,14 @@ pub struct EditMessage {
 /// The idempotency key of a delete or a reaction over HTTP. Optional: both set a
 /// state, so repeating one without a key changes nothing either.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangeKey {
     pub client_msg_id: Option<Uuid>,
 }
 
 /// Parameters of `GET /search`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Words (each matches as a prefix, in any order) and `"quoted phrases"`; at most
     /// `MAX_SEARCH_CHARS` characters.
