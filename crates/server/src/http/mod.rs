@@ -56,7 +56,7 @@ pub struct HttpState {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .nest("/api/v1", api_routes())
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::serve_openapi))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -118,8 +118,8 @@ fn api_routes() -> Router<HttpState> {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .route("/asyncapi.json", get(ops::asyncapi))
+        .route("/openapi.json", get(openapi::serve_openapi))
+        .route("/asyncapi.json", get(openapi::serve_asyncapi))
         .route("/ws", get(gateway::upgrade))
 }
 

@@ -15,6 +15,8 @@
 //! The document is also committed as `docs/openapi.json`; a test fails when it is
 //! stale (`UPDATE_DOCS=1 cargo test -p chat-server --test documents` rewrites it).
 
+use axum::http::header;
+use axum::response::IntoResponse;
 use chat_protocol::ErrorCode;
 use chat_protocol::http::ErrorBody;
 use utoipa::OpenApi;
@@ -52,6 +54,20 @@ use super::{MAX_BODY_BYTES, auth, conversations, messages, ops, users};
     modifiers(&SecuritySchemes, &ErrorResponses, &Links),
 )]
 pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json` (and `/openapi.json`).
+pub async fn serve_openapi() -> impl IntoResponse {
+    json_document(document_json())
+}
+
+/// `GET /api/v1/asyncapi.json`: the WebSocket protocol, from the protocol crate.
+pub async fn serve_asyncapi() -> impl IntoResponse {
+    json_document(chat_protocol::asyncapi::document_json())
+}
+
+fn json_document(json: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json)
+}
 
 /// The document as served and committed: pretty JSON with a final newline.
 pub fn document_json() -> String {

@@ -1,5 +1,5 @@
-//! Operations endpoints: liveness, readiness of each dependency, Prometheus metrics
-//! and the documents of the API: OpenAPI for HTTP, AsyncAPI for the WebSocket.
+//! Operations endpoints: liveness, readiness of each dependency and Prometheus
+//! metrics. (The API's documents are served by [`super::openapi`].)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use chat_protocol::http::Readiness;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
-use super::{Json, openapi};
+use super::Json;
 use crate::hub::Hub;
 
 /// Asks one dependency whether it answers; `Err` says what is wrong.
@@ -70,18 +70,4 @@ pub async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         ops.metrics.render(),
     )
-}
-
-/// The OpenAPI document (also committed as `docs/openapi.json`).
-pub async fn openapi() -> impl IntoResponse {
-    json_document(openapi::document_json())
-}
-
-/// The AsyncAPI document of the WebSocket protocol (also `docs/asyncapi.json`).
-pub async fn asyncapi() -> impl IntoResponse {
-    json_document(chat_protocol::asyncapi::document_json())
-}
-
-fn json_document(json: String) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], json)
 }
