@@ -182,7 +182,11 @@ mod tests {
             "server.error",
             "server.pong",
         ] {
-            assert!(messages.contains_key(name), "no message {name}: {:?}", messages.keys());
+            assert!(
+                messages.contains_key(name),
+                "no message {name}: {:?}",
+                messages.keys()
+            );
         }
         assert!(doc["components"]["schemas"]["Message"].is_object());
         assert!(doc["components"]["schemas"]["ErrorCode"].is_object());

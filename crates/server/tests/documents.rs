@@ -24,10 +24,7 @@ fn check(file: &str, generated: String) {
 
 #[test]
 fn the_committed_openapi_document_is_current() {
-    check(
-        "openapi.json",
-        chat_server::http::openapi::document_json(),
-    );
+    check("openapi.json", chat_server::http::openapi::document_json());
 }
 
 #[test]
@@ -47,7 +44,11 @@ fn the_asyncapi_document_is_asyncapi_3_with_every_frame_type() {
     let received = doc["operations"]["receiveServerFrame"]["messages"]
         .as_array()
         .expect("server frames");
-    assert_eq!(sent.len(), 9, "auth, send, edit, delete, react, typing, read, sync, ping");
+    assert_eq!(
+        sent.len(),
+        9,
+        "auth, send, edit, delete, react, typing, read, sync, ping"
+    );
     assert_eq!(received.len(), 14, "{received:?}");
     // Every reference resolves inside the document.
     let text = doc.to_string();

@@ -146,7 +146,12 @@ mod tests {
         let c = contract();
         assert_eq!(c.check("GET", "/api/v1/things/5", 200, "{}"), Ok(()));
         assert_eq!(
-            c.check("GET", "/api/v1/things/5?x=1", 404, r#"{"error":{"code":"not_found","message":"x"}}"#),
+            c.check(
+                "GET",
+                "/api/v1/things/5?x=1",
+                404,
+                r#"{"error":{"code":"not_found","message":"x"}}"#
+            ),
             Ok(())
         );
     }
@@ -157,7 +162,12 @@ mod tests {
         let status = c.check("GET", "/api/v1/things/5", 500, "oops").unwrap_err();
         assert!(status.contains("does not document"), "{status}");
         let code = c
-            .check("GET", "/api/v1/things/5", 404, r#"{"error":{"code":"gone","message":"x"}}"#)
+            .check(
+                "GET",
+                "/api/v1/things/5",
+                404,
+                r#"{"error":{"code":"gone","message":"x"}}"#,
+            )
             .unwrap_err();
         assert!(code.contains("`gone`"), "{code}");
         // The literal path wins over the template.

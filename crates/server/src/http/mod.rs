@@ -6,8 +6,8 @@ pub mod auth;
 pub mod conversations;
 pub mod fallback;
 pub mod messages;
-pub mod ops;
 pub mod openapi;
+pub mod ops;
 pub mod users;
 pub mod web;
 

@@ -22,8 +22,7 @@ use chat_protocol::http::ErrorBody;
 use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{
-    ContentBuilder, HeaderBuilder, RefOr, ResponseBuilder, Type as SchemaType,
-    link::LinkBuilder,
+    ContentBuilder, HeaderBuilder, RefOr, ResponseBuilder, Type as SchemaType, link::LinkBuilder,
 };
 
 use super::{MAX_BODY_BYTES, auth, conversations, messages, ops, users};
@@ -258,21 +257,135 @@ fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = 
 /// Which response feeds which operation: (from operation, status, link name, to
 /// operation, its parameters as runtime expressions).
 const LINKS: &[(&str, &str, &str, &str, &[(&str, &str)])] = &[
-    ("create_conversation", "201", "GetConversation", "get_conversation", &[("id", "$response.body#/id")]),
-    ("create_conversation", "201", "UpdateConversation", "update_conversation", &[("id", "$response.body#/id")]),
-    ("create_conversation", "201", "AddMembers", "add_members", &[("id", "$response.body#/id")]),
-    ("create_conversation", "201", "SendMessage", "send_message", &[("id", "$response.body#/id")]),
-    ("create_conversation", "201", "History", "history", &[("id", "$response.body#/id")]),
-    ("create_conversation", "201", "Search", "search", &[("conversation_id", "$response.body#/id")]),
-    ("get_conversation", "200", "SendMessage", "send_message", &[("id", "$response.body#/id")]),
-    ("add_members", "200", "RemoveMember", "remove_member", &[("id", "$response.body#/id"), ("user_id", "$response.body#/members/0/user/id")]),
-    ("send_message", "201", "GetMessage", "get_message", &[("id", "$response.body#/conversation_id"), ("message_id", "$response.body#/id")]),
-    ("send_message", "201", "EditMessage", "edit_message", &[("id", "$response.body#/conversation_id"), ("message_id", "$response.body#/id")]),
-    ("send_message", "201", "DeleteMessage", "delete_message", &[("id", "$response.body#/conversation_id"), ("message_id", "$response.body#/id")]),
-    ("send_message", "201", "React", "react", &[("id", "$response.body#/conversation_id"), ("message_id", "$response.body#/id")]),
-    ("send_message", "201", "Unreact", "unreact", &[("id", "$response.body#/conversation_id"), ("message_id", "$response.body#/id")]),
-    ("send_message", "201", "HistoryBefore", "history", &[("id", "$response.body#/conversation_id"), ("before", "$response.body#/id")]),
-    ("edit_message", "200", "GetMessage", "get_message", &[("id", "$response.body#/conversation_id"), ("message_id", "$response.body#/id")]),
+    (
+        "create_conversation",
+        "201",
+        "GetConversation",
+        "get_conversation",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "create_conversation",
+        "201",
+        "UpdateConversation",
+        "update_conversation",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "create_conversation",
+        "201",
+        "AddMembers",
+        "add_members",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "create_conversation",
+        "201",
+        "SendMessage",
+        "send_message",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "create_conversation",
+        "201",
+        "History",
+        "history",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "create_conversation",
+        "201",
+        "Search",
+        "search",
+        &[("conversation_id", "$response.body#/id")],
+    ),
+    (
+        "get_conversation",
+        "200",
+        "SendMessage",
+        "send_message",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "add_members",
+        "200",
+        "RemoveMember",
+        "remove_member",
+        &[
+            ("id", "$response.body#/id"),
+            ("user_id", "$response.body#/members/0/user/id"),
+        ],
+    ),
+    (
+        "send_message",
+        "201",
+        "GetMessage",
+        "get_message",
+        &[
+            ("id", "$response.body#/conversation_id"),
+            ("message_id", "$response.body#/id"),
+        ],
+    ),
+    (
+        "send_message",
+        "201",
+        "EditMessage",
+        "edit_message",
+        &[
+            ("id", "$response.body#/conversation_id"),
+            ("message_id", "$response.body#/id"),
+        ],
+    ),
+    (
+        "send_message",
+        "201",
+        "DeleteMessage",
+        "delete_message",
+        &[
+            ("id", "$response.body#/conversation_id"),
+            ("message_id", "$response.body#/id"),
+        ],
+    ),
+    (
+        "send_message",
+        "201",
+        "React",
+        "react",
+        &[
+            ("id", "$response.body#/conversation_id"),
+            ("message_id", "$response.body#/id"),
+        ],
+    ),
+    (
+        "send_message",
+        "201",
+        "Unreact",
+        "unreact",
+        &[
+            ("id", "$response.body#/conversation_id"),
+            ("message_id", "$response.body#/id"),
+        ],
+    ),
+    (
+        "send_message",
+        "201",
+        "HistoryBefore",
+        "history",
+        &[
+            ("id", "$response.body#/conversation_id"),
+            ("before", "$response.body#/id"),
+        ],
+    ),
+    (
+        "edit_message",
+        "200",
+        "GetMessage",
+        "get_message",
+        &[
+            ("id", "$response.body#/conversation_id"),
+            ("message_id", "$response.body#/id"),
+        ],
+    ),
 ];
 
 struct Links;
@@ -288,12 +401,14 @@ impl utoipa::Modify for Links {
                     if *from != id {
                         continue;
                     }
-                    if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) {
+                    if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status)
+                    {
                         let link = parameters
                             .iter()
-                            .fold(LinkBuilder::new().operation_id(*to), |link, (name, value)| {
-                                link.parameter(*name, *value)
-                            })
+                            .fold(
+                                LinkBuilder::new().operation_id(*to),
+                                |link, (name, value)| link.parameter(*name, *value),
+                            )
                             .build();
                         response.links.insert((*name).to_owned(), RefOr::T(link));
                     }
@@ -323,7 +438,10 @@ mod tests {
         let doc = ApiDoc::openapi();
         let mut ids: Vec<String> = operations(&doc)
             .into_iter()
-            .map(|(path, op)| op.operation_id.unwrap_or_else(|| panic!("{path} has no operation id")))
+            .map(|(path, op)| {
+                op.operation_id
+                    .unwrap_or_else(|| panic!("{path} has no operation id"))
+            })
             .collect();
         ids.sort();
         let count = ids.len();
@@ -339,7 +457,9 @@ mod tests {
     fn every_error_status_names_its_codes() {
         for (path, op) in operations(&ApiDoc::openapi()) {
             for (status, response) in &op.responses.responses {
-                let RefOr::T(response) = response else { continue };
+                let RefOr::T(response) = response else {
+                    continue;
+                };
                 if status.starts_with('4') || (status.starts_with('5') && path != "/readyz") {
                     assert!(
                         response.description.contains('`'),
