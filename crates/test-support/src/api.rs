@@ -155,10 +155,10 @@ impl Api {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
-        if let Some(contract) = self.contract().await {
-            if let Err(broken) = contract.check(&method, &path, status.as_u16(), &text) {
-                panic!("{what}: the reply breaks the OpenAPI document: {broken}");
-            }
+        if let Some(contract) = self.contract().await
+            && let Err(broken) = contract.check(&method, &path, status.as_u16(), &text)
+        {
+            panic!("{what}: the reply breaks the OpenAPI document: {broken}");
         }
         Reply {
             status,

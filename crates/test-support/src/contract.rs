@@ -85,13 +85,13 @@ impl Contract {
             let code = serde_json::from_str::<Value>(body)
                 .ok()
                 .and_then(|v| v.pointer("/error/code")?.as_str().map(str::to_owned));
-            if let Some(code) = code {
-                if !description.contains(&format!("`{code}`")) {
-                    return Err(format!(
-                        "{method} {path} answered {status} `{code}`, which the description of {status} of `{method} {}` does not name: {description:?}",
-                        operation.template
-                    ));
-                }
+            if let Some(code) = code
+                && !description.contains(&format!("`{code}`"))
+            {
+                return Err(format!(
+                    "{method} {path} answered {status} `{code}`, which the description of {status} of `{method} {}` does not name: {description:?}",
+                    operation.template
+                ));
             }
         }
         Ok(())

@@ -254,61 +254,67 @@ fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = 
     .flatten()
 }
 
-/// Which response feeds which operation: (from operation, status, link name, to
-/// operation, its parameters as runtime expressions).
-const LINKS: &[(&str, &str, &str, &str, &[(&str, &str)])] = &[
-    (
-        "create_conversation",
-        "201",
-        "GetConversation",
-        "get_conversation",
-        &[("id", "$response.body#/id")],
-    ),
-    (
-        "create_conversation",
-        "201",
+/// One OpenAPI link: the `status` response of operation `from` gives operation `to`
+/// its `parameters`, as runtime expressions on that response.
+struct Link {
+    from: &'static str,
+    status: &'static str,
+    name: &'static str,
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+}
+
+const fn link(
+    (from, status): (&'static str, &'static str),
+    name: &'static str,
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+) -> Link {
+    Link {
+        from,
+        status,
+        name,
+        to,
+        parameters,
+    }
+}
+
+/// A conversation's id in a response that is a conversation.
+const CONVERSATION: &[(&str, &str)] = &[("id", "$response.body#/id")];
+/// A message's ids in a response that is a message.
+const MESSAGE: &[(&str, &str)] = &[
+    ("id", "$response.body#/conversation_id"),
+    ("message_id", "$response.body#/id"),
+];
+const CREATED: (&str, &str) = ("create_conversation", "201");
+const SENT: (&str, &str) = ("send_message", "201");
+
+/// Which response feeds which operation.
+const LINKS: &[Link] = &[
+    link(CREATED, "GetConversation", "get_conversation", CONVERSATION),
+    link(
+        CREATED,
         "UpdateConversation",
         "update_conversation",
-        &[("id", "$response.body#/id")],
+        CONVERSATION,
     ),
-    (
-        "create_conversation",
-        "201",
-        "AddMembers",
-        "add_members",
-        &[("id", "$response.body#/id")],
-    ),
-    (
-        "create_conversation",
-        "201",
-        "SendMessage",
-        "send_message",
-        &[("id", "$response.body#/id")],
-    ),
-    (
-        "create_conversation",
-        "201",
-        "History",
-        "history",
-        &[("id", "$response.body#/id")],
-    ),
-    (
-        "create_conversation",
-        "201",
+    link(CREATED, "AddMembers", "add_members", CONVERSATION),
+    link(CREATED, "SendMessage", "send_message", CONVERSATION),
+    link(CREATED, "History", "history", CONVERSATION),
+    link(
+        CREATED,
         "Search",
         "search",
         &[("conversation_id", "$response.body#/id")],
     ),
-    (
-        "get_conversation",
-        "200",
+    link(
+        ("get_conversation", "200"),
         "SendMessage",
         "send_message",
-        &[("id", "$response.body#/id")],
+        CONVERSATION,
     ),
-    (
-        "add_members",
-        "200",
+    link(
+        ("add_members", "200"),
         "RemoveMember",
         "remove_member",
         &[
@@ -316,59 +322,13 @@ const LINKS: &[(&str, &str, &str, &str, &[(&str, &str)])] = &[
             ("user_id", "$response.body#/members/0/user/id"),
         ],
     ),
-    (
-        "send_message",
-        "201",
-        "GetMessage",
-        "get_message",
-        &[
-            ("id", "$response.body#/conversation_id"),
-            ("message_id", "$response.body#/id"),
-        ],
-    ),
-    (
-        "send_message",
-        "201",
-        "EditMessage",
-        "edit_message",
-        &[
-            ("id", "$response.body#/conversation_id"),
-            ("message_id", "$response.body#/id"),
-        ],
-    ),
-    (
-        "send_message",
-        "201",
-        "DeleteMessage",
-        "delete_message",
-        &[
-            ("id", "$response.body#/conversation_id"),
-            ("message_id", "$response.body#/id"),
-        ],
-    ),
-    (
-        "send_message",
-        "201",
-        "React",
-        "react",
-        &[
-            ("id", "$response.body#/conversation_id"),
-            ("message_id", "$response.body#/id"),
-        ],
-    ),
-    (
-        "send_message",
-        "201",
-        "Unreact",
-        "unreact",
-        &[
-            ("id", "$response.body#/conversation_id"),
-            ("message_id", "$response.body#/id"),
-        ],
-    ),
-    (
-        "send_message",
-        "201",
+    link(SENT, "GetMessage", "get_message", MESSAGE),
+    link(SENT, "EditMessage", "edit_message", MESSAGE),
+    link(SENT, "DeleteMessage", "delete_message", MESSAGE),
+    link(SENT, "React", "react", MESSAGE),
+    link(SENT, "Unreact", "unreact", MESSAGE),
+    link(
+        SENT,
         "HistoryBefore",
         "history",
         &[
@@ -376,15 +336,11 @@ const LINKS: &[(&str, &str, &str, &str, &[(&str, &str)])] = &[
             ("before", "$response.body#/id"),
         ],
     ),
-    (
-        "edit_message",
-        "200",
+    link(
+        ("edit_message", "200"),
         "GetMessage",
         "get_message",
-        &[
-            ("id", "$response.body#/conversation_id"),
-            ("message_id", "$response.body#/id"),
-        ],
+        MESSAGE,
     ),
 ];
 
@@ -397,7 +353,14 @@ impl utoipa::Modify for Links {
                 let Some(id) = operation.operation_id.clone() else {
                     continue;
                 };
-                for (from, status, name, to, parameters) in LINKS {
+                for Link {
+                    from,
+                    status,
+                    name,
+                    to,
+                    parameters,
+                } in LINKS
+                {
                     if *from != id {
                         continue;
                     }
@@ -447,7 +410,7 @@ mod tests {
         let count = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), count, "duplicate operation ids: {ids:?}");
-        for (from, _, _, to, _) in LINKS {
+        for Link { from, to, .. } in LINKS {
             assert!(ids.iter().any(|id| id == from), "link from unknown {from}");
             assert!(ids.iter().any(|id| id == to), "link to unknown {to}");
         }
