@@ -73,9 +73,8 @@ pub async fn update(
 #[utoipa::path(post, path = "/conversations/{id}/members", tag = "conversations", operation_id = "add_members",
     security(("bearer" = [])), params(("id" = ConversationId, Path)), request_body = AddMembers,
     responses((status = 200, body = Conversation, description = "the group with its new members"),
-              (status = 400, body = ErrorBody, description = "- `invalid_input`: no users, or the group would be too large\n- `not_a_group`: a direct conversation"),
-              (status = 403, body = ErrorBody, description = "- `not_admin`: the caller is not an admin"),
-              (status = 404, body = ErrorBody, description = "- `not_found`: no such conversation of the caller's, or a user to add does not exist")))]
+              (status = 400, body = ErrorBody, description = "- `invalid_input`: no users, a user who does not exist, or the group would be too large\n- `not_a_group`: a direct conversation"),
+              (status = 403, body = ErrorBody, description = "- `not_admin`: the caller is not an admin")))]
 pub async fn add_members(
     State(service): Service,
     AuthUser(me): AuthUser,
