@@ -206,8 +206,11 @@ pub struct AddMembers {
 /// `PATCH /conversations/{id}` (admins of a group only): a new title, and members to
 /// make or unmake admins. Name at least one change; a user may not be in both lists.
 /// Unknown fields are refused, so a misspelt one is an error, not a silent no-op.
+/// (The document's `minProperties: 1` is set by the server's OpenAPI modifier:
+/// utoipa 5.5's `min_properties` attribute writes `maxProperties`.)
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Difference engines"}))]
 pub struct UpdateConversation {
     /// The new title: 1 to 100 characters, not only spaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -143,8 +143,8 @@ pub async fn login(
 }
 
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refresh",
-    params(("x-chat-csrf" = String, Header, description = "any non-empty value: a cross-site form cannot send it (CSRF defence)"),
-           ("chat_refresh" = Option<String>, Cookie, description = "the refresh token, set by sign-up, login and refresh")),
+    params(("x-chat-csrf" = String, Header, min_length = 1, example = "1", description = "any non-empty value: a cross-site form cannot send it (CSRF defence)"),
+           ("chat_refresh" = Option<String>, Cookie, nullable = false, description = "the refresh token, set by sign-up, login and refresh")),
     responses((status = 200, body = RefreshResponse, description = "a new access token",
                headers(("set-cookie" = String, description = "the rotated refresh token; the presented one is spent"))),
               (status = 401, body = ErrorBody, description = "- `invalid_refresh_token`: the cookie is missing, expired or revoked, or was already rotated (which revokes its whole family)"),
@@ -182,8 +182,8 @@ pub async fn refresh(
 }
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout",
-    params(("x-chat-csrf" = String, Header, description = "any non-empty value: a cross-site form cannot send it (CSRF defence)"),
-           ("chat_refresh" = Option<String>, Cookie, description = "the refresh token whose family to revoke")),
+    params(("x-chat-csrf" = String, Header, min_length = 1, example = "1", description = "any non-empty value: a cross-site form cannot send it (CSRF defence)"),
+           ("chat_refresh" = Option<String>, Cookie, nullable = false, description = "the refresh token whose family to revoke")),
     responses((status = 204, description = "the session's token family is revoked and the cookie cleared",
                headers(("set-cookie" = String, description = "clears `chat_refresh`"))),
               (status = 403, body = ErrorBody, description = "- `csrf_header_missing`: no `x-chat-csrf` header")))]

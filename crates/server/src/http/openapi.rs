@@ -50,7 +50,7 @@ use super::{MAX_BODY_BYTES, auth, conversations, messages, ops, users};
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorCode)),
-    modifiers(&SecuritySchemes, &ErrorResponses, &Links),
+    modifiers(&SecuritySchemes, &ErrorResponses, &Links, &AtLeastOneChange),
 )]
 pub struct ApiDoc;
 
@@ -102,6 +102,23 @@ fn spell_link_fields_as_openapi_does(doc: &mut serde_json::Value) {
             if let Some(value) = link.remove(from) {
                 link.insert(to.to_owned(), value);
             }
+        }
+    }
+}
+
+/// `PATCH /conversations/{id}` must name a change: `minProperties: 1`, set here
+/// because utoipa 5.5's `min_properties` attribute writes `maxProperties` instead.
+struct AtLeastOneChange;
+
+impl utoipa::Modify for AtLeastOneChange {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let name = <chat_protocol::http::UpdateConversation as utoipa::ToSchema>::name();
+        let schema = openapi
+            .components
+            .as_mut()
+            .and_then(|components| components.schemas.get_mut(name.as_ref()));
+        if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(object))) = schema {
+            object.min_properties = Some(1);
         }
     }
 }
@@ -255,7 +272,8 @@ fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = 
 }
 
 /// One OpenAPI link: the `status` response of operation `from` gives operation `to`
-/// its `parameters`, as runtime expressions on that response.
+/// its `parameters`, as runtime expressions on that response (`$response.body#/…`)
+/// or constants.
 struct Link {
     from: &'static str,
     status: &'static str,
@@ -285,6 +303,12 @@ const CONVERSATION: &[(&str, &str)] = &[("id", "$response.body#/id")];
 const MESSAGE: &[(&str, &str)] = &[
     ("id", "$response.body#/conversation_id"),
     ("message_id", "$response.body#/id"),
+];
+/// A message's ids and an emoji (a constant: no response carries one to react with).
+const REACTION: &[(&str, &str)] = &[
+    ("id", "$response.body#/conversation_id"),
+    ("message_id", "$response.body#/id"),
+    ("emoji", "👍"),
 ];
 const CREATED: (&str, &str) = ("create_conversation", "201");
 const SENT: (&str, &str) = ("send_message", "201");
@@ -325,8 +349,8 @@ const LINKS: &[Link] = &[
     link(SENT, "GetMessage", "get_message", MESSAGE),
     link(SENT, "EditMessage", "edit_message", MESSAGE),
     link(SENT, "DeleteMessage", "delete_message", MESSAGE),
-    link(SENT, "React", "react", MESSAGE),
-    link(SENT, "Unreact", "unreact", MESSAGE),
+    link(SENT, "React", "react", REACTION),
+    link(SENT, "Unreact", "unreact", REACTION),
     link(
         SENT,
         "HistoryBefore",
