@@ -15,6 +15,8 @@
 //! The document is also committed as `docs/openapi.json`; a test fails when it is
 //! stale (`UPDATE_DOCS=1 cargo test -p chat-server --test documents` rewrites it).
 
+use std::sync::OnceLock;
+
 use axum::http::header;
 use axum::response::IntoResponse;
 use chat_protocol::ErrorCode;
@@ -54,17 +56,19 @@ use super::{MAX_BODY_BYTES, auth, conversations, messages, ops, users};
 )]
 pub struct ApiDoc;
 
-/// `GET /api/v1/openapi.json` (and `/openapi.json`).
+/// `GET /api/v1/openapi.json` (and `/openapi.json`), generated once.
 pub async fn serve_openapi() -> impl IntoResponse {
-    json_document(document_json())
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    json_document(DOCUMENT.get_or_init(document_json))
 }
 
 /// `GET /api/v1/asyncapi.json`: the WebSocket protocol, from the protocol crate.
 pub async fn serve_asyncapi() -> impl IntoResponse {
-    json_document(chat_protocol::asyncapi::document_json())
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    json_document(DOCUMENT.get_or_init(chat_protocol::asyncapi::document_json))
 }
 
-fn json_document(json: String) -> impl IntoResponse {
+fn json_document(json: &'static str) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], json)
 }
 
@@ -148,7 +152,7 @@ impl utoipa::Modify for SecuritySchemes {
 struct Refusal {
     status: &'static str,
     code: ErrorCode,
-    when: &'static str,
+    when: String,
 }
 
 /// The refusals an operation can give because of what it takes.
@@ -169,39 +173,35 @@ fn shared_refusals(operation: &Operation) -> Vec<Refusal> {
         refusals.push(Refusal {
             status: "400",
             code: ErrorCode::InvalidInput,
-            when: "the body or the query is not what the schema describes (a missing field, a wrong type, a value out of range)",
+            when: "the body or the query is not what the schema describes (a missing field, a wrong type, a value out of range)".into(),
         });
     }
     if secured {
         refusals.push(Refusal {
             status: "401",
             code: ErrorCode::Unauthenticated,
-            when: "no valid bearer access token (missing, malformed or expired): refresh it",
+            when: "no valid bearer access token (missing, malformed or expired): refresh it".into(),
         });
     }
     if takes(ParameterIn::Path) {
         refusals.push(Refusal {
             status: "404",
             code: ErrorCode::NotFound,
-            when: "no such resource, one the caller may not know exists, or a path id that is not an id",
+            when: "no such resource, one the caller may not know exists, or a path id that is not an id".into(),
         });
     }
     if has_body {
         refusals.push(Refusal {
             status: "413",
             code: ErrorCode::TooLarge,
-            when: if MAX_BODY_BYTES == 64 * 1024 {
-                "the body is larger than 64 KiB"
-            } else {
-                "the body is too large"
-            },
+            when: format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
         });
     }
     if !operations_endpoint {
         refusals.push(Refusal {
             status: "503",
             code: ErrorCode::Unavailable,
-            when: "a dependency (database, cache or message log) is down: try again shortly",
+            when: "a dependency (database, cache or message log) is down: try again shortly".into(),
         });
     }
     refusals
