@@ -299,6 +299,11 @@ const fn link(
 
 /// A conversation's id in a response that is a conversation.
 const CONVERSATION: &[(&str, &str)] = &[("id", "$response.body#/id")];
+/// A conversation's id and its first member's (in a group, the creator).
+const FIRST_MEMBER: &[(&str, &str)] = &[
+    ("id", "$response.body#/id"),
+    ("user_id", "$response.body#/members/0/user/id"),
+];
 /// A message's ids in a response that is a message.
 const MESSAGE: &[(&str, &str)] = &[
     ("id", "$response.body#/conversation_id"),
@@ -341,10 +346,7 @@ const LINKS: &[Link] = &[
         ("add_members", "200"),
         "RemoveMember",
         "remove_member",
-        &[
-            ("id", "$response.body#/id"),
-            ("user_id", "$response.body#/members/0/user/id"),
-        ],
+        FIRST_MEMBER,
     ),
     link(SENT, "GetMessage", "get_message", MESSAGE),
     link(SENT, "EditMessage", "edit_message", MESSAGE),
