@@ -330,6 +330,7 @@ const LINKS: &[Link] = &[
     link(CREATED, "AddMembers", "add_members", CONVERSATION),
     link(CREATED, "SendMessage", "send_message", CONVERSATION),
     link(CREATED, "History", "history", CONVERSATION),
+    link(CREATED, "Leave", "remove_member", FIRST_MEMBER),
     link(
         CREATED,
         "Search",
