@@ -100,7 +100,21 @@ unread_count: number,
  */
 unread_mentions: number, created_at: string, };
 
-export type SignupRequest = { username: string, password: string, display_name?: string, };
+export type SignupRequest = { 
+/**
+ * 3 to 32 letters, digits or underscores; compared case-insensitively (stored
+ * lowercased).
+ */
+username: string, 
+/**
+ * 8 to 128 characters.
+ */
+password: string, 
+/**
+ * 1 to 64 printable characters (no control characters), not only spaces; the
+ * username when absent.
+ */
+display_name?: string, };
 
 export type LoginRequest = { username: string, password: string, };
 
@@ -112,11 +126,27 @@ expires_in: number, };
 
 export type RefreshResponse = { access_token: string, expires_in: number, };
 
-export type CreateConversation = { "kind": "direct", user_id: UserId, } | { "kind": "group", title: string, member_ids: Array<UserId>, };
+export type CreateConversation = { "kind": "direct", user_id: UserId, } | { "kind": "group", 
+/**
+ * 1 to 100 characters, not only spaces.
+ */
+title: string, 
+/**
+ * The other members: at most 999 (a group has at most 1,000).
+ */
+member_ids: Array<UserId>, };
 
-export type AddMembers = { user_ids: Array<UserId>, };
+export type AddMembers = { 
+/**
+ * 1 to 1,000 users; the group stays within 1,000 members.
+ */
+user_ids: Array<UserId>, };
 
-export type UpdateConversation = { title?: string, 
+export type UpdateConversation = { 
+/**
+ * The new title: 1 to 100 characters, not only spaces.
+ */
+title?: string, 
 /**
  * Members to make admins.
  */
@@ -133,13 +163,25 @@ export type HistoryPage = { messages: Array<Message>,
  */
 has_more: boolean, };
 
-export type SendMessage = { client_msg_id: string, body: string, 
+export type SendMessage = { 
+/**
+ * The sender's idempotency key: a retry with the same key posts nothing new.
+ */
+client_msg_id: string, 
+/**
+ * 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace.
+ */
+body: string, 
 /**
  * A message of the same conversation this one answers.
  */
 reply_to?: MessageId, };
 
-export type EditMessage = { client_msg_id: string, body: string, };
+export type EditMessage = { client_msg_id: string, 
+/**
+ * 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace.
+ */
+body: string, };
 
 export type SearchPage = { results: Array<SearchHit>, 
 /**
@@ -159,7 +201,7 @@ export type Marked = { text: string,
  */
 matched: boolean, };
 
-export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_member" | "not_a_group" | "not_author" | "message_deleted" | "invalid_reply" | "invalid_emoji" | "too_many_reactions" | "invalid_query" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_admin" | "not_found" | "username_taken" | "last_admin" | "last_member" | "send_in_progress" | "sync_in_progress" | "too_large" | "rate_limited" | "too_many_attempts" | "unavailable" | "internal" | "unknown";
+export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_member" | "not_a_group" | "not_author" | "message_deleted" | "invalid_reply" | "invalid_emoji" | "too_many_reactions" | "invalid_query" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_admin" | "not_found" | "method_not_allowed" | "username_taken" | "last_admin" | "last_member" | "send_in_progress" | "sync_in_progress" | "too_large" | "rate_limited" | "too_many_attempts" | "unavailable" | "internal" | "unknown";
 
 export type ErrorBody = { error: ErrorDetail, };
 

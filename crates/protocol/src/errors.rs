@@ -57,6 +57,8 @@ pub enum ErrorCode {
     NotAdmin,
     /// No such thing, or the caller may not know it exists (404).
     NotFound,
+    /// The path exists, but not with this method; `Allow` lists those it has (405).
+    MethodNotAllowed,
     /// The username is taken (409).
     UsernameTaken,
     /// The change would leave the group without an admin: make another member admin

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+#[allow(unused_imports)]
+use serde_json::json;
 use ts_rs::TS;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -126,15 +128,29 @@ pub struct Conversation {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+#[schema(example = json!({"username": "ada", "password": "correct horse battery", "display_name": "Ada Lovelace"}))]
 pub struct SignupRequest {
+    /// 3 to 32 letters, digits or underscores; compared case-insensitively (stored
+    /// lowercased).
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_]{3,32}$")]
     pub username: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    /// 1 to 64 printable characters (no control characters), not only spaces; the
+    /// username when absent.
     #[serde(default)]
     #[ts(optional)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub display_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+#[schema(example = json!({"username": "ada", "password": "correct horse battery"}))]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -156,49 +172,66 @@ pub struct RefreshResponse {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserSearch {
-    /// A username or display-name prefix.
+    /// A username or display-name prefix: 1 to 64 characters, not only spaces.
+    #[param(min_length = 1, max_length = 64, pattern = "\\S")]
     pub q: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[schema(example = json!({"kind": "group", "title": "Analytical engines", "member_ids": ["7212136519393280"]}))]
 pub enum CreateConversation {
     /// The direct conversation with `user_id`; creating it twice returns the same one.
     Direct { user_id: UserId },
     /// A group of the caller and `member_ids`.
     Group {
+        /// 1 to 100 characters, not only spaces.
+        #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
         title: String,
+        /// The other members: at most 999 (a group has at most 1,000).
+        #[schema(max_items = 999)]
         member_ids: Vec<UserId>,
     },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
 pub struct AddMembers {
+    /// 1 to 1,000 users; the group stays within 1,000 members.
+    #[schema(min_items = 1, max_items = 1000)]
     pub user_ids: Vec<UserId>,
 }
 
 /// `PATCH /conversations/{id}` (admins of a group only): a new title, and members to
 /// make or unmake admins. Name at least one change; a user may not be in both lists.
 /// Unknown fields are refused, so a misspelt one is an error, not a silent no-op.
+/// (The document's `minProperties: 1` is set by the server's OpenAPI modifier:
+/// utoipa 5.5's `min_properties` attribute writes `maxProperties`.)
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Difference engines"}))]
 pub struct UpdateConversation {
+    /// The new title: 1 to 100 characters, not only spaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub title: Option<String>,
     /// Members to make admins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(max_items = 1000)]
     pub add_admins: Option<Vec<UserId>>,
     /// Admins to make plain members; refused if no admin would remain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(max_items = 1000)]
     pub remove_admins: Option<Vec<UserId>>,
 }
 
 /// Cursor parameters of `GET /conversations/{id}/messages`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only messages older than this id.
     pub before: Option<MessageId>,
@@ -207,6 +240,7 @@ pub struct HistoryQuery {
     /// `after` as the floor.
     pub after: Option<MessageId>,
     /// At most this many (1 to 100, default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -220,9 +254,13 @@ pub struct HistoryPage {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+#[schema(example = json!({"client_msg_id": "67e55044-10b1-426f-9247-bb680e5fe0c8", "body": "Hello, @ada!"}))]
 pub struct SendMessage {
+    /// The sender's idempotency key: a retry with the same key posts nothing new.
     #[ts(type = "string")]
     pub client_msg_id: Uuid,
+    /// 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace.
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub body: String,
     /// A message of the same conversation this one answers.
     #[serde(default)]
@@ -232,30 +270,37 @@ pub struct SendMessage {
 
 /// `PATCH /conversations/{id}/messages/{message_id}`: the author's new body.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+#[schema(example = json!({"client_msg_id": "0b9f3a52-8d0c-4a53-9d43-6f1c2f3a7e10", "body": "Hello, @ada! (edited)"}))]
 pub struct EditMessage {
     #[ts(type = "string")]
     pub client_msg_id: Uuid,
+    /// 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace.
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub body: String,
 }
 
 /// The idempotency key of a delete or a reaction over HTTP. Optional: both set a
 /// state, so repeating one without a key changes nothing either.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangeKey {
     pub client_msg_id: Option<Uuid>,
 }
 
 /// Parameters of `GET /search`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Words (each matches as a prefix, in any order) and `"quoted phrases"`; at most
     /// `MAX_SEARCH_CHARS` characters.
+    #[param(min_length = 1, max_length = 200, pattern = "\\S")]
     pub q: String,
     /// Only this conversation.
     pub conversation_id: Option<ConversationId>,
     /// Only messages older than this id (the previous page's `next_before`).
     pub before: Option<MessageId>,
     /// At most this many (1 to 100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

@@ -67,10 +67,17 @@ id_type!(
     "string & { readonly __brand: \"MessageId\" }"
 );
 
+/// The ids the schema calls valid: decimal strings below 9,223,000,000,000,000,000
+/// (the pattern's way of staying under `i64::MAX`), leading zeros allowed as the
+/// server parses them.
+pub const ID_PATTERN: &str =
+    "^0*([0-9]{1,18}|[1-8][0-9]{18}|9[01][0-9]{17}|92[01][0-9]{16}|922[0-2][0-9]{15})$";
+
 fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .description(Some("a 64-bit identifier as a decimal string"))
+        .pattern(Some(ID_PATTERN))
         .examples([serde_json::json!("7212136519393280")])
         .into()
 }

@@ -136,7 +136,12 @@ impl ConversationService {
         }
         let distinct = user_ids.iter().collect::<HashSet<_>>().len();
         if self.users.users(user_ids).await?.len() != distinct {
-            return Err(AppError::NotFound("user"));
+            // Not a 404: on `/conversations/{id}/members` that would say the group
+            // is missing, when it is a user of the body that is.
+            return Err(AppError::invalid(
+                ErrorCode::InvalidInput,
+                "a user to add does not exist",
+            ));
         }
         if current.len() + user_ids.len() > MAX_GROUP_MEMBERS {
             return Err(too_many_members());

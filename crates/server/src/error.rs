@@ -33,6 +33,12 @@ pub enum AppError {
     Forbidden { code: ErrorCode, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// No route matches the path (under `/api/`; other paths are the web client's).
+    #[error("there is no endpoint at `{0}`: the API is described at /api/v1/openapi.json")]
+    NoSuchEndpoint(String),
+    /// The path exists, but not with this method; the response's `Allow` says which.
+    #[error("`{method}` is not allowed on `{path}`: the `Allow` header lists the methods that are")]
+    MethodNotAllowed { method: String, path: String },
     #[error("{message}")]
     Conflict { code: ErrorCode, message: String },
     #[error("the request body is too large")]
@@ -86,7 +92,8 @@ impl AppError {
                 StatusCode::UNAUTHORIZED
             }
             Self::CsrfHeaderMissing | Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NoSuchEndpoint(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -105,7 +112,8 @@ impl AppError {
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::InvalidRefreshToken => ErrorCode::InvalidRefreshToken,
             Self::CsrfHeaderMissing => ErrorCode::CsrfHeaderMissing,
-            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::NotFound(_) | Self::NoSuchEndpoint(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::TooLarge => ErrorCode::TooLarge,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use chat_protocol::http::ErrorBody;
 
+use crate::contract::Contract;
 use crate::server::Endpoint;
 
 /// An HTTP answer, kept whole so a failing assertion can show it.
@@ -139,20 +140,48 @@ impl Api {
         }
     }
 
+    /// Sends the request and checks the reply against the server's OpenAPI
+    /// document ([`crate::contract`]): a status or error code the operation does
+    /// not document fails the test.
     pub async fn send(&self, what: String, builder: reqwest::RequestBuilder) -> Reply {
-        let response = builder
-            .send()
+        let (client, request) = builder.build_split();
+        let request = request.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let method = request.method().to_string();
+        let path = request.url().path().to_owned();
+        let response = client
+            .execute(request)
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
+        if let Some(contract) = self.contract().await
+            && let Err(broken) = contract.check(&method, &path, status.as_u16(), &text)
+        {
+            panic!("{what}: the reply breaks the OpenAPI document: {broken}");
+        }
         Reply {
             status,
             headers,
             text,
             what,
         }
+    }
+
+    /// The server's OpenAPI document, read once per server.
+    async fn contract(&self) -> Option<Arc<Contract>> {
+        if let Some(contract) = self.endpoint.contract.get() {
+            return Some(contract.clone());
+        }
+        let url = self.endpoint.api("/openapi.json");
+        let document = async {
+            let response = self.http.get(&url).send().await.ok()?;
+            response.json::<serde_json::Value>().await.ok()
+        }
+        .await;
+        // A server that is down right now (a test killed it) is asked again later.
+        let contract = Arc::new(Contract::from_document(&document?));
+        Some(self.endpoint.contract.get_or_init(|| contract).clone())
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -10,13 +10,15 @@
 //!   broker in distributed mode (`CHAT_TEST_MODE`).
 //! - [`broker`]: [`broker::Broker`], a `tansu` Kafka-protocol broker on a free port,
 //!   for the integration suite and for the Kafka adapter's own tests.
-//! - [`api`]: an HTTP client with a cookie jar, and replies that explain themselves.
+//! - [`api`]: an HTTP client with a cookie jar, and replies that explain themselves,
+//!   each checked against the server's OpenAPI document ([`contract`]).
 //! - [`users`]: signed-up test users and the steps tests take as them.
 //! - [`ws`]: a WebSocket client with receive timeouts and a backlog.
 //! - [`wait`]: the deadlines, and [`wait::eventually`] for state that settles.
 
 pub mod api;
 pub mod broker;
+pub mod contract;
 pub mod server;
 pub mod services;
 pub mod users;

@@ -23,7 +23,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chat_protocol::http::{AuthResponse, SignupRequest};
@@ -33,6 +33,7 @@ use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
 use crate::api::Api;
+use crate::contract::Contract;
 use crate::services::{self, Services};
 use crate::users::{PASSWORD, TestUser};
 
@@ -45,11 +46,22 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Where the server currently listens. Shared by the server handle and every client
 /// made from it, so clients follow the server across a restart (which gets a new port).
 #[derive(Clone)]
-pub struct Endpoint(Arc<Mutex<SocketAddr>>);
+pub struct Endpoint {
+    addr: Arc<Mutex<SocketAddr>>,
+    /// The server's OpenAPI document, read when the first reply is checked.
+    pub(crate) contract: Arc<OnceLock<Arc<Contract>>>,
+}
 
 impl Endpoint {
+    fn new() -> Endpoint {
+        Endpoint {
+            addr: Arc::new(Mutex::new(SocketAddr::from(([127, 0, 0, 1], 0)))),
+            contract: Arc::new(OnceLock::new()),
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
-        *self.0.lock().unwrap()
+        *self.addr.lock().unwrap()
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -114,7 +126,7 @@ impl ServerBuilder {
         let mut server = Server {
             binary: self.binary,
             child: None,
-            endpoint: Endpoint(Arc::new(Mutex::new(SocketAddr::from(([127, 0, 0, 1], 0))))),
+            endpoint: Endpoint::new(),
             env: all,
             root,
             starts: 0,
@@ -222,7 +234,7 @@ impl Server {
                 append_log(&log_path, &format!("[stdout #{start}] {line}")).await;
             }
         });
-        *self.endpoint.0.lock().unwrap() = addr;
+        *self.endpoint.addr.lock().unwrap() = addr;
         self.child = Some(child);
     }
 

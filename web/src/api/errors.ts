@@ -33,6 +33,7 @@ const KNOWN_CODES: Record<ErrorCode, true> = {
   csrf_header_missing: true,
   not_admin: true,
   not_found: true,
+  method_not_allowed: true,
   username_taken: true,
   last_admin: true,
   last_member: true,

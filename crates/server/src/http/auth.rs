@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chat_protocol::ErrorCode;
-use chat_protocol::http::{AuthResponse, LoginRequest, RefreshResponse, SignupRequest, User};
+use chat_protocol::http::{
+    AuthResponse, ErrorBody, LoginRequest, RefreshResponse, SignupRequest, User,
+};
 use chat_protocol::{CSRF_HEADER, REFRESH_COOKIE};
 use chrono::Utc;
 
@@ -49,10 +51,12 @@ pub struct AuthState {
     pub limits: Arc<dyn RateLimits>,
 }
 
-#[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
-    responses((status = 201, body = AuthResponse, description = "signed up; sets the refresh cookie"),
-              (status = 400, body = chat_protocol::http::ErrorBody), (status = 409, body = chat_protocol::http::ErrorBody),
-              (status = 429, body = chat_protocol::http::ErrorBody)))]
+#[utoipa::path(post, path = "/auth/signup", tag = "auth", operation_id = "signup", request_body = SignupRequest,
+    responses((status = 201, body = AuthResponse, description = "signed up and logged in",
+               headers(("set-cookie" = String, description = "the refresh token: `chat_refresh=…; HttpOnly; SameSite=Strict; Path=/api/v1/auth`"))),
+              (status = 400, body = ErrorBody, description = "- `invalid_username`: not 3 to 32 letters, digits or underscores\n- `invalid_password`: not 8 to 128 characters"),
+              (status = 409, body = ErrorBody, description = "- `username_taken`: someone has this username"),
+              (status = 429, body = ErrorBody, description = "- `rate_limited`: too many sign-ups from this address")))]
 pub async fn signup(
     State(auth): State<AuthState>,
     ClientAddr(addr): ClientAddr,
@@ -94,10 +98,11 @@ pub async fn signup(
     Ok((StatusCode::CREATED, jar, Json(body)))
 }
 
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = AuthResponse, description = "logged in; sets the refresh cookie"),
-              (status = 401, body = chat_protocol::http::ErrorBody),
-              (status = 429, body = chat_protocol::http::ErrorBody, description = "too many failed attempts")))]
+#[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login", request_body = LoginRequest,
+    responses((status = 200, body = AuthResponse, description = "logged in",
+               headers(("set-cookie" = String, description = "the refresh token: `chat_refresh=…; HttpOnly; SameSite=Strict; Path=/api/v1/auth`"))),
+              (status = 401, body = ErrorBody, description = "- `invalid_credentials`: wrong username or password"),
+              (status = 429, body = ErrorBody, description = "- `too_many_attempts`: too many failed logins for this account or address")))]
 pub async fn login(
     State(auth): State<AuthState>,
     ClientAddr(addr): ClientAddr,
@@ -137,10 +142,13 @@ pub async fn login(
     Ok((jar, Json(body)))
 }
 
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
-    params(("x-chat-csrf" = String, Header, description = "any non-empty value")),
-    responses((status = 200, body = RefreshResponse, description = "a new access token; the cookie is rotated"),
-              (status = 401, body = chat_protocol::http::ErrorBody), (status = 403, body = chat_protocol::http::ErrorBody)))]
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refresh",
+    params(("x-chat-csrf" = String, Header, min_length = 1, example = "1", description = "any non-empty value: a cross-site form cannot send it (CSRF defence)"),
+           ("chat_refresh" = Option<String>, Cookie, nullable = false, description = "the refresh token, set by sign-up, login and refresh")),
+    responses((status = 200, body = RefreshResponse, description = "a new access token",
+               headers(("set-cookie" = String, description = "the rotated refresh token; the presented one is spent"))),
+              (status = 401, body = ErrorBody, description = "- `invalid_refresh_token`: the cookie is missing, expired or revoked, or was already rotated (which revokes its whole family)"),
+              (status = 403, body = ErrorBody, description = "- `csrf_header_missing`: no `x-chat-csrf` header")))]
 pub async fn refresh(
     State(auth): State<AuthState>,
     headers: HeaderMap,
@@ -173,10 +181,12 @@ pub async fn refresh(
     Ok((jar.add(refresh_cookie(&auth.settings, token)), Json(body)))
 }
 
-#[utoipa::path(post, path = "/auth/logout", tag = "auth",
-    params(("x-chat-csrf" = String, Header, description = "any non-empty value")),
-    responses((status = 204, description = "the session's token family is revoked and the cookie cleared"),
-              (status = 403, body = chat_protocol::http::ErrorBody)))]
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout",
+    params(("x-chat-csrf" = String, Header, min_length = 1, example = "1", description = "any non-empty value: a cross-site form cannot send it (CSRF defence)"),
+           ("chat_refresh" = Option<String>, Cookie, nullable = false, description = "the refresh token whose family to revoke")),
+    responses((status = 204, description = "the session's token family is revoked and the cookie cleared",
+               headers(("set-cookie" = String, description = "clears `chat_refresh`"))),
+              (status = 403, body = ErrorBody, description = "- `csrf_header_missing`: no `x-chat-csrf` header")))]
 pub async fn logout(
     State(auth): State<AuthState>,
     headers: HeaderMap,

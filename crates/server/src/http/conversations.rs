@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chat_protocol::http::{AddMembers, Conversation, CreateConversation, UpdateConversation};
+use chat_protocol::http::{
+    AddMembers, Conversation, CreateConversation, ErrorBody, UpdateConversation,
+};
 use chat_protocol::{ConversationId, UserId};
 
 use super::{AuthUser, Json, Path};
@@ -13,10 +15,11 @@ use crate::error::AppResult;
 
 type Service = State<Arc<ConversationService>>;
 
-#[utoipa::path(post, path = "/conversations", tag = "conversations", security(("bearer" = [])),
-    request_body = CreateConversation,
+#[utoipa::path(post, path = "/conversations", tag = "conversations", operation_id = "create_conversation",
+    security(("bearer" = [])), request_body = CreateConversation,
     responses((status = 201, body = Conversation, description = "created, or the existing direct conversation"),
-              (status = 400, body = chat_protocol::http::ErrorBody), (status = 404, body = chat_protocol::http::ErrorBody)))]
+              (status = 400, body = ErrorBody, description = "- `invalid_input`: a blank or long title, too many members"),
+              (status = 404, body = ErrorBody, description = "- `not_found`: a user to add does not exist")))]
 pub async fn create(
     State(service): Service,
     AuthUser(me): AuthUser,
@@ -31,7 +34,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(conversation)))
 }
 
-#[utoipa::path(get, path = "/conversations", tag = "conversations", security(("bearer" = [])),
+#[utoipa::path(get, path = "/conversations", tag = "conversations", operation_id = "list_conversations",
+    security(("bearer" = [])),
     responses((status = 200, body = Vec<Conversation>, description = "the caller's conversations, most recent first")))]
 pub async fn list(
     State(service): Service,
@@ -40,9 +44,9 @@ pub async fn list(
     Ok(Json(service.list(me).await?))
 }
 
-#[utoipa::path(get, path = "/conversations/{id}", tag = "conversations", security(("bearer" = [])),
-    params(("id" = String, Path)),
-    responses((status = 200, body = Conversation), (status = 404, body = chat_protocol::http::ErrorBody)))]
+#[utoipa::path(get, path = "/conversations/{id}", tag = "conversations", operation_id = "get_conversation",
+    security(("bearer" = [])), params(("id" = ConversationId, Path)),
+    responses((status = 200, body = Conversation, description = "the conversation with its members")))]
 pub async fn get_one(
     State(service): Service,
     AuthUser(me): AuthUser,
@@ -51,13 +55,12 @@ pub async fn get_one(
     Ok(Json(service.view(id, me).await?))
 }
 
-#[utoipa::path(patch, path = "/conversations/{id}", tag = "conversations", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = UpdateConversation,
+#[utoipa::path(patch, path = "/conversations/{id}", tag = "conversations", operation_id = "update_conversation",
+    security(("bearer" = [])), params(("id" = ConversationId, Path)), request_body = UpdateConversation,
     responses((status = 200, body = Conversation, description = "renamed and roles changed; every member is sent the new conversation"),
-              (status = 400, body = chat_protocol::http::ErrorBody, description = "nothing to change, a bad title, a direct conversation (`not_a_group`) or a user who is no member (`not_a_member`)"),
-              (status = 403, body = chat_protocol::http::ErrorBody, description = "the caller is not an admin (`not_admin`)"),
-              (status = 404, body = chat_protocol::http::ErrorBody),
-              (status = 409, body = chat_protocol::http::ErrorBody, description = "no admin would remain (`last_admin`)")))]
+              (status = 400, body = ErrorBody, description = "- `invalid_input`: nothing to change, a bad title, a user in both lists\n- `not_a_group`: a direct conversation\n- `not_a_member`: a user who is no member"),
+              (status = 403, body = ErrorBody, description = "- `not_admin`: the caller is not an admin"),
+              (status = 409, body = ErrorBody, description = "- `last_admin`: no admin would remain")))]
 pub async fn update(
     State(service): Service,
     AuthUser(me): AuthUser,
@@ -67,11 +70,11 @@ pub async fn update(
     Ok(Json(service.update(me, id, &request).await?))
 }
 
-#[utoipa::path(post, path = "/conversations/{id}/members", tag = "conversations", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = AddMembers,
-    responses((status = 200, body = Conversation), (status = 400, body = chat_protocol::http::ErrorBody),
-              (status = 403, body = chat_protocol::http::ErrorBody, description = "the caller is not an admin (`not_admin`)"),
-              (status = 404, body = chat_protocol::http::ErrorBody)))]
+#[utoipa::path(post, path = "/conversations/{id}/members", tag = "conversations", operation_id = "add_members",
+    security(("bearer" = [])), params(("id" = ConversationId, Path)), request_body = AddMembers,
+    responses((status = 200, body = Conversation, description = "the group with its new members"),
+              (status = 400, body = ErrorBody, description = "- `invalid_input`: no users, a user who does not exist, or the group would be too large\n- `not_a_group`: a direct conversation"),
+              (status = 403, body = ErrorBody, description = "- `not_admin`: the caller is not an admin")))]
 pub async fn add_members(
     State(service): Service,
     AuthUser(me): AuthUser,
@@ -83,12 +86,12 @@ pub async fn add_members(
 
 /// Removes a member (admins), or leaves (anyone, with their own id).
 #[utoipa::path(delete, path = "/conversations/{id}/members/{user_id}", tag = "conversations",
-    security(("bearer" = [])), params(("id" = String, Path), ("user_id" = String, Path)),
+    operation_id = "remove_member", security(("bearer" = [])),
+    params(("id" = ConversationId, Path), ("user_id" = UserId, Path, description = "the member to remove; the caller's own id leaves")),
     responses((status = 204, description = "removed; the last admin leaving makes the longest-standing member admin"),
-              (status = 400, body = chat_protocol::http::ErrorBody, description = "a direct conversation (`not_a_group`)"),
-              (status = 403, body = chat_protocol::http::ErrorBody, description = "removing someone else without being an admin (`not_admin`)"),
-              (status = 404, body = chat_protocol::http::ErrorBody),
-              (status = 409, body = chat_protocol::http::ErrorBody, description = "the last member leaving (`last_member`)")))]
+              (status = 400, body = ErrorBody, description = "- `not_a_group`: a direct conversation"),
+              (status = 403, body = ErrorBody, description = "- `not_admin`: removing someone else without being an admin"),
+              (status = 409, body = ErrorBody, description = "- `last_member`: the last member cannot leave")))]
 pub async fn remove_member(
     State(service): Service,
     AuthUser(me): AuthUser,

@@ -53,10 +53,9 @@ fn key_of(key: ChangeKey) -> Uuid {
     key.client_msg_id.unwrap_or_else(Uuid::new_v4)
 }
 
-#[utoipa::path(get, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path), HistoryQuery),
-    responses((status = 200, body = HistoryPage, description = "newest first"),
-              (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/conversations/{id}/messages", tag = "messages", operation_id = "history",
+    security(("bearer" = [])), params(("id" = ConversationId, Path), HistoryQuery),
+    responses((status = 200, body = HistoryPage, description = "newest first")))]
 pub async fn history(
     State(messages): Messages,
     AuthUser(me): AuthUser,
@@ -70,13 +69,13 @@ pub async fn history(
     Ok(Json(page))
 }
 
-#[utoipa::path(post, path = "/conversations/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = SendMessage,
+#[utoipa::path(post, path = "/conversations/{id}/messages", tag = "messages", operation_id = "send_message",
+    security(("bearer" = [])), params(("id" = ConversationId, Path)), request_body = SendMessage,
     responses((status = 201, body = Message, description = "durably accepted"),
-              (status = 200, body = Message, description = "a retry of an accepted send: the same message"),
-              (status = 400, body = ErrorBody, description = "empty or long body, or `reply_to` not of this conversation"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "replying to a deleted message"),
-              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 200, body = Message, description = "a retry of an accepted send (same `client_msg_id`): the same message"),
+              (status = 400, body = ErrorBody, description = "- `empty_body`: nothing but whitespace\n- `body_too_long`: more than 4,000 characters\n- `invalid_reply`: `reply_to` is not a message of this conversation"),
+              (status = 409, body = ErrorBody, description = "- `message_deleted`: replying to a deleted message\n- `send_in_progress`: the same `client_msg_id` is still being appended"),
+              (status = 429, body = ErrorBody, description = "- `rate_limited`: too many messages; wait `Retry-After` seconds")))]
 pub async fn send(
     State(messages): Messages,
     AuthUser(me): AuthUser,
@@ -105,9 +104,9 @@ pub async fn send(
     }
 }
 
-#[utoipa::path(get, path = "/conversations/{id}/messages/{message_id}", tag = "messages",
-    security(("bearer" = [])), params(("id" = String, Path), ("message_id" = String, Path)),
-    responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/conversations/{id}/messages/{message_id}", tag = "messages", operation_id = "get_message",
+    security(("bearer" = [])), params(("id" = ConversationId, Path), ("message_id" = MessageId, Path)),
+    responses((status = 200, body = Message, description = "the message as it is now")))]
 pub async fn get_one(
     State(messages): Messages,
     AuthUser(me): AuthUser,
@@ -116,13 +115,14 @@ pub async fn get_one(
     Ok(Json(messages.history.one(me, id, message_id).await?))
 }
 
-#[utoipa::path(patch, path = "/conversations/{id}/messages/{message_id}", tag = "messages",
-    security(("bearer" = [])), params(("id" = String, Path), ("message_id" = String, Path)),
+#[utoipa::path(patch, path = "/conversations/{id}/messages/{message_id}", tag = "messages", operation_id = "edit_message",
+    security(("bearer" = [])), params(("id" = ConversationId, Path), ("message_id" = MessageId, Path)),
     request_body = EditMessage,
     responses((status = 200, body = Message, description = "edited (or a retry of the same edit): the message as it is now"),
-              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not the author"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the message was deleted"),
-              (status = 429, body = ErrorBody)))]
+              (status = 400, body = ErrorBody, description = "- `empty_body`: nothing but whitespace\n- `body_too_long`: more than 4,000 characters"),
+              (status = 403, body = ErrorBody, description = "- `not_author`: only the author edits a message"),
+              (status = 409, body = ErrorBody, description = "- `message_deleted`: the message was deleted\n- `send_in_progress`: the same `client_msg_id` is still being appended"),
+              (status = 429, body = ErrorBody, description = "- `rate_limited`: too many changes; wait `Retry-After` seconds")))]
 pub async fn edit(
     State(messages): Messages,
     AuthUser(me): AuthUser,
@@ -136,12 +136,12 @@ pub async fn edit(
     Ok(Json(messages.after(&sent, me).await?))
 }
 
-#[utoipa::path(delete, path = "/conversations/{id}/messages/{message_id}", tag = "messages",
-    security(("bearer" = [])), params(("id" = String, Path), ("message_id" = String, Path), ChangeKey),
+#[utoipa::path(delete, path = "/conversations/{id}/messages/{message_id}", tag = "messages", operation_id = "delete_message",
+    security(("bearer" = [])), params(("id" = ConversationId, Path), ("message_id" = MessageId, Path), ChangeKey),
     responses((status = 204, description = "deleted (or a retry of the same deletion)"),
-              (status = 403, body = ErrorBody, description = "neither the author nor an admin of the group"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already deleted"),
-              (status = 429, body = ErrorBody)))]
+              (status = 403, body = ErrorBody, description = "- `not_author`: neither the author nor an admin of the group"),
+              (status = 409, body = ErrorBody, description = "- `message_deleted`: already deleted\n- `send_in_progress`: the same `client_msg_id` is still being appended"),
+              (status = 429, body = ErrorBody, description = "- `rate_limited`: too many changes; wait `Retry-After` seconds")))]
 pub async fn delete(
     State(messages): Messages,
     AuthUser(me): AuthUser,
@@ -156,12 +156,12 @@ pub async fn delete(
 }
 
 #[utoipa::path(put, path = "/conversations/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages",
-    security(("bearer" = [])),
-    params(("id" = String, Path), ("message_id" = String, Path), ("emoji" = String, Path, description = "one emoji, percent-encoded"), ChangeKey),
+    operation_id = "react", security(("bearer" = [])),
+    params(("id" = ConversationId, Path), ("message_id" = MessageId, Path), ("emoji" = String, Path, description = "one emoji, percent-encoded", example = "👍"), ChangeKey),
     responses((status = 204, description = "the caller reacts with this emoji"),
-              (status = 400, body = ErrorBody, description = "not a single emoji"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "deleted, or too many different emoji"),
-              (status = 429, body = ErrorBody)))]
+              (status = 400, body = ErrorBody, description = "- `invalid_emoji`: not a single emoji"),
+              (status = 409, body = ErrorBody, description = "- `message_deleted`: the message was deleted\n- `too_many_reactions`: the message already has 20 different emoji\n- `send_in_progress`: the same `client_msg_id` is still being appended"),
+              (status = 429, body = ErrorBody, description = "- `rate_limited`: too many changes; wait `Retry-After` seconds")))]
 pub async fn react(
     State(messages): Messages,
     AuthUser(me): AuthUser,
@@ -172,11 +172,12 @@ pub async fn react(
 }
 
 #[utoipa::path(delete, path = "/conversations/{id}/messages/{message_id}/reactions/{emoji}", tag = "messages",
-    security(("bearer" = [])),
-    params(("id" = String, Path), ("message_id" = String, Path), ("emoji" = String, Path, description = "one emoji, percent-encoded"), ChangeKey),
+    operation_id = "unreact", security(("bearer" = [])),
+    params(("id" = ConversationId, Path), ("message_id" = MessageId, Path), ("emoji" = String, Path, description = "one emoji, percent-encoded", example = "👍"), ChangeKey),
     responses((status = 204, description = "the caller no longer reacts with this emoji"),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "the message was deleted"), (status = 429, body = ErrorBody)))]
+              (status = 400, body = ErrorBody, description = "- `invalid_emoji`: not a single emoji"),
+              (status = 409, body = ErrorBody, description = "- `message_deleted`: the message was deleted\n- `send_in_progress`: the same `client_msg_id` is still being appended"),
+              (status = 429, body = ErrorBody, description = "- `rate_limited`: too many changes; wait `Retry-After` seconds")))]
 pub async fn unreact(
     State(messages): Messages,
     AuthUser(me): AuthUser,
@@ -186,10 +187,10 @@ pub async fn unreact(
     messages.set_reaction(me, target, key, false).await
 }
 
-#[utoipa::path(get, path = "/search", tag = "messages", security(("bearer" = [])), params(SearchQuery),
+#[utoipa::path(get, path = "/search", tag = "messages", operation_id = "search", security(("bearer" = [])), params(SearchQuery),
     responses((status = 200, body = SearchPage, description = "newest first, matched words marked"),
-              (status = 400, body = ErrorBody, description = "`invalid_query`: empty, too long, a NUL, an unclosed quote"),
-              (status = 404, body = ErrorBody, description = "`conversation_id` is not one of the caller's")))]
+              (status = 400, body = ErrorBody, description = "- `invalid_query`: empty, too long, a NUL, an unclosed quote"),
+              (status = 404, body = ErrorBody, description = "- `not_found`: `conversation_id` is not one of the caller's")))]
 pub async fn search(
     State(messages): Messages,
     AuthUser(me): AuthUser,

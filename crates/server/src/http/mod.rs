@@ -4,7 +4,9 @@
 
 pub mod auth;
 pub mod conversations;
+pub mod fallback;
 pub mod messages;
+pub mod openapi;
 pub mod ops;
 pub mod users;
 pub mod web;
@@ -20,12 +22,13 @@ use axum::http::{Request, StatusCode};
 use axum::routing::{delete, get, post, put};
 use chat_protocol::{ErrorCode, UserId};
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
 
 use crate::auth::Tokens;
 use crate::conversations::ConversationService;
 use crate::error::AppError;
 use crate::gateway::{self, GatewayState};
+
+pub use openapi::ApiDoc;
 
 /// The largest JSON body accepted (a 4,000-character message is at most 16 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -47,16 +50,18 @@ pub struct HttpState {
 }
 
 /// Every route of the server: the API under `/api/v1`, the operations endpoints at
-/// the root too (probes and scrapers look there; without them the web client's
-/// fallback would answer with 200 and an HTML page), and the web client.
+/// the root too (probes and scrapers look there), and the web client for every
+/// path outside `/api/`. Under `/api/` an unknown path is a JSON 404 and a wrong
+/// method a JSON 405 with `Allow` ([`fallback`]).
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .nest("/api/v1", api_routes())
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::serve_openapi))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .fallback(web::serve)
+        .fallback(fallback::not_found_or_web_client)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
@@ -113,43 +118,9 @@ fn api_routes() -> Router<HttpState> {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::serve_openapi))
+        .route("/asyncapi.json", get(openapi::serve_asyncapi))
         .route("/ws", get(gateway::upgrade))
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "chat", description = "Real-time chat: HTTP API. The WebSocket protocol at /api/v1/ws is described in DESIGN.md §5."),
-    servers((url = "/api/v1")),
-    paths(
-        auth::signup, auth::login, auth::refresh, auth::logout,
-        users::me, users::search,
-        conversations::create, conversations::list, conversations::get_one, conversations::update,
-        conversations::add_members, conversations::remove_member,
-        messages::history, messages::send, messages::get_one, messages::edit,
-        messages::delete, messages::react, messages::unreact, messages::search,
-        ops::healthz, ops::readyz, ops::metrics,
-    ),
-    modifiers(&BearerAuth),
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
 }
 
 /// A JSON body whose rejections are [`AppError`]s (400, or 413 when too large).

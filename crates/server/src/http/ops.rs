@@ -1,9 +1,11 @@
-//! Operations endpoints: liveness, readiness of each dependency, Prometheus metrics
-//! and the OpenAPI document.
+//! Operations endpoints: liveness, readiness of each dependency and Prometheus
+//! metrics. (The API's documents are served by [`super::openapi`].)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::Json;
+use crate::hub::Hub;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -11,10 +13,6 @@ use chat_protocol::http::Readiness;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
-use utoipa::OpenApi;
-
-use super::{ApiDoc, Json};
-use crate::hub::Hub;
 
 /// Asks one dependency whether it answers; `Err` says what is wrong.
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -30,12 +28,13 @@ pub struct OpsState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "the process is alive", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses((status = 200, body = Readiness, description = "every dependency answers"),
               (status = 503, body = Readiness, description = "at least one dependency is down; `checks` says which")))]
 pub async fn readyz(State(ops): State<OpsState>) -> (StatusCode, Json<Readiness>) {
@@ -63,16 +62,12 @@ pub async fn readyz(State(ops): State<OpsState>) -> (StatusCode, Json<Readiness>
     (status, Json(Readiness { ready, checks }))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
     metrics::gauge!("chat_connections").set(ops.hub.connection_count() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         ops.metrics.render(),
     )
-}
-
-pub async fn openapi() -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
 }

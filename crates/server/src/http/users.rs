@@ -10,8 +10,8 @@ use crate::error::{AppError, AppResult};
 
 const SEARCH_LIMIT: u32 = 20;
 
-#[utoipa::path(get, path = "/me", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 401, body = chat_protocol::http::ErrorBody)))]
+#[utoipa::path(get, path = "/me", tag = "users", operation_id = "me", security(("bearer" = [])),
+    responses((status = 200, body = User, description = "the caller")))]
 pub async fn me(State(auth): State<AuthState>, AuthUser(me): AuthUser) -> AppResult<Json<User>> {
     let user = auth
         .users
@@ -21,7 +21,7 @@ pub async fn me(State(auth): State<AuthState>, AuthUser(me): AuthUser) -> AppRes
     Ok(Json(user))
 }
 
-#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(UserSearch),
+#[utoipa::path(get, path = "/users", tag = "users", operation_id = "search_users", security(("bearer" = [])), params(UserSearch),
     responses((status = 200, body = Vec<User>, description = "up to 20 users by username or display-name prefix, the caller excluded")))]
 pub async fn search(
     State(auth): State<AuthState>,

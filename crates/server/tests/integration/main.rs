@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod cluster;
+mod contract;
 mod durability;
 mod events;
 mod faults;
