@@ -16,9 +16,7 @@ use chat_protocol::{CSRF_HEADER, REFRESH_COOKIE};
 use chrono::Utc;
 
 use super::{ClientAddr, Json};
-use crate::auth::{
-    Tokens, dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password,
-};
+use crate::auth::{PasswordHasher, Tokens, new_refresh_token, refresh_token_hash};
 use crate::cache::{Limit, RateLimits};
 use crate::error::{AppError, AppResult};
 use crate::sessions::{SessionError, Sessions};
@@ -45,6 +43,8 @@ pub struct AuthState {
     pub users: Arc<dyn Users>,
     pub sessions: Arc<dyn Sessions>,
     pub tokens: Arc<Tokens>,
+    /// Argon2id on its own bounded pool of threads (sign-up and login only).
+    pub passwords: Arc<PasswordHasher>,
     /// Sign-up and failed-login throttles.
     pub limits: Arc<dyn RateLimits>,
 }
@@ -52,7 +52,8 @@ pub struct AuthState {
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = AuthResponse, description = "signed up; sets the refresh cookie"),
               (status = 400, body = chat_protocol::http::ErrorBody), (status = 409, body = chat_protocol::http::ErrorBody),
-              (status = 429, body = chat_protocol::http::ErrorBody)))]
+              (status = 429, body = chat_protocol::http::ErrorBody),
+              (status = 503, body = chat_protocol::http::ErrorBody, description = "`overloaded`: too many password checks waiting; see `Retry-After`")))]
 pub async fn signup(
     State(auth): State<AuthState>,
     ClientAddr(addr): ClientAddr,
@@ -74,7 +75,7 @@ pub async fn signup(
             retry_after,
         });
     }
-    let hash = hash_password(request.password).await?;
+    let hash = auth.passwords.hash(request.password).await?;
     let user = match auth
         .users
         .create_user(&username, &display_name, &hash)
@@ -97,7 +98,8 @@ pub async fn signup(
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = AuthResponse, description = "logged in; sets the refresh cookie"),
               (status = 401, body = chat_protocol::http::ErrorBody),
-              (status = 429, body = chat_protocol::http::ErrorBody, description = "too many failed attempts")))]
+              (status = 429, body = chat_protocol::http::ErrorBody, description = "too many failed attempts"),
+              (status = 503, body = chat_protocol::http::ErrorBody, description = "`overloaded`: too many password checks waiting; see `Retry-After`")))]
 pub async fn login(
     State(auth): State<AuthState>,
     ClientAddr(addr): ClientAddr,
@@ -119,11 +121,14 @@ pub async fn login(
         }
     }
     let credentials = auth.users.credentials(&username).await?;
-    let hash = match &credentials {
-        Some(c) => c.password_hash.clone(),
-        None => dummy_hash().await.to_owned(),
+    let valid = match &credentials {
+        Some(c) => {
+            auth.passwords
+                .verify(request.password, c.password_hash.clone())
+                .await?
+        }
+        None => auth.passwords.verify_dummy(request.password).await?,
     };
-    let valid = verify_password(request.password, hash).await? && credentials.is_some();
     let Some(credentials) = credentials.filter(|_| valid) else {
         for (key, limit) in [(&account_key, account_limit), (&address_key, address_limit)] {
             if let Err(error) = auth.limits.acquire(key, limit).await {
