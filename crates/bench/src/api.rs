@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_protocol::http::{
-    AuthResponse, Conversation, CreateConversation, ErrorBody, HistoryPage, SearchPage,
-    SignupRequest, User,
+    AuthResponse, Conversation, CreateConversation, ErrorBody, HistoryPage, LoginRequest,
+    SearchPage, SignupRequest, User,
 };
 use chat_protocol::{ConversationId, MessageId, UserId};
 use futures::{StreamExt, TryStreamExt};
@@ -70,6 +70,20 @@ impl Api {
         };
         let answer: AuthResponse = self
             .call(Method::POST, "/auth/signup", None, Some(&request))
+            .await?;
+        Ok(Session {
+            user: answer.user,
+            token: answer.access_token,
+        })
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, ApiError> {
+        let request = LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        let answer: AuthResponse = self
+            .call(Method::POST, "/auth/login", None, Some(&request))
             .await?;
         Ok(Session {
             user: answer.user,
