@@ -68,13 +68,7 @@ impl Api {
             password: password.to_owned(),
             display_name: None,
         };
-        let answer: AuthResponse = self
-            .call(Method::POST, "/auth/signup", None, Some(&request))
-            .await?;
-        Ok(Session {
-            user: answer.user,
-            token: answer.access_token,
-        })
+        self.start_session("/auth/signup", &request).await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, ApiError> {
@@ -82,9 +76,16 @@ impl Api {
             username: username.to_owned(),
             password: password.to_owned(),
         };
-        let answer: AuthResponse = self
-            .call(Method::POST, "/auth/login", None, Some(&request))
-            .await?;
+        self.start_session("/auth/login", &request).await
+    }
+
+    /// Sign-up and login answer alike: the user and an access token.
+    async fn start_session(
+        &self,
+        path: &str,
+        request: &impl Serialize,
+    ) -> Result<Session, ApiError> {
+        let answer: AuthResponse = self.call(Method::POST, path, None, Some(request)).await?;
         Ok(Session {
             user: answer.user,
             token: answer.access_token,
