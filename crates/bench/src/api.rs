@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_protocol::http::{
-    AuthResponse, Conversation, CreateConversation, ErrorBody, HistoryPage, Message, SearchPage,
-    SendMessage, SignupRequest, User,
+    AuthResponse, Conversation, CreateConversation, ErrorBody, HistoryPage, LoginRequest, Message,
+    SearchPage, SendMessage, SignupRequest, User,
 };
 use chat_protocol::{ConversationId, MessageId, UserId};
 use futures::{StreamExt, TryStreamExt};
@@ -68,9 +68,24 @@ impl Api {
             password: password.to_owned(),
             display_name: None,
         };
-        let answer: AuthResponse = self
-            .call(Method::POST, "/auth/signup", None, Some(&request))
-            .await?;
+        self.start_session("/auth/signup", &request).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, ApiError> {
+        let request = LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        self.start_session("/auth/login", &request).await
+    }
+
+    /// Sign-up and login answer alike: the user and an access token.
+    async fn start_session(
+        &self,
+        path: &str,
+        request: &impl Serialize,
+    ) -> Result<Session, ApiError> {
+        let answer: AuthResponse = self.call(Method::POST, path, None, Some(request)).await?;
         Ok(Session {
             user: answer.user,
             token: answer.access_token,

@@ -82,6 +82,8 @@ pub enum Scenario {
     Reconnect(ReconnectArgs),
     /// Concurrent full-text searches over one long conversation.
     Search(SearchArgs),
+    /// A burst of sign-ups, then as many logins: password hashing and its memory.
+    Login(LoginArgs),
 }
 
 impl Scenario {
@@ -93,6 +95,7 @@ impl Scenario {
             Scenario::History(_) => "history",
             Scenario::Reconnect(_) => "reconnect",
             Scenario::Search(_) => "search",
+            Scenario::Login(_) => "login",
         }
     }
 
@@ -105,6 +108,7 @@ impl Scenario {
             Scenario::History(args) => args.readers + 1,
             Scenario::Reconnect(args) => args.group.clients * args.group.traffic.conns_per_user,
             Scenario::Search(args) => args.readers + 1,
+            Scenario::Login(args) => args.concurrency,
         }
     }
 }
@@ -204,6 +208,19 @@ pub struct SearchArgs {
     /// Unacknowledged sends in flight while filling the conversation.
     #[arg(long, default_value_t = 256)]
     pub fill_window: usize,
+}
+
+#[derive(Clone, Debug, Args, Serialize)]
+pub struct LoginArgs {
+    /// Users signed up, then logged in.
+    #[arg(long, default_value_t = 1_000)]
+    pub users: usize,
+    /// Sign-ups (then logins) in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds after the last login before the server's memory is read again.
+    #[arg(long, default_value_t = 10.0)]
+    pub settle_secs: f64,
 }
 
 #[derive(Clone, Debug, Args, Serialize)]

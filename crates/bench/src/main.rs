@@ -82,6 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::History(args) => serde_json::to_value(args),
         Scenario::Reconnect(args) => serde_json::to_value(args),
         Scenario::Search(args) => serde_json::to_value(args),
+        Scenario::Login(args) => serde_json::to_value(args),
     }?;
     let mut report = Report {
         scenario: cli.scenario.name(),
@@ -98,6 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::History(args) => scenario::history::run(&bench, args, &mut report).await?,
         Scenario::Reconnect(args) => scenario::reconnect::run(&bench, args, &mut report).await?,
         Scenario::Search(args) => scenario::search::run(&bench, args, &mut report).await?,
+        Scenario::Login(args) => scenario::login::run(&bench, args, &mut report).await?,
     }
     report.unix_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -78,6 +78,9 @@ pub enum ErrorCode {
     TooManyAttempts,
     /// A dependency is down; try again shortly (503).
     Unavailable,
+    /// The server has more sign-ups and logins waiting for a password check than it
+    /// queues; `Retry-After` says when to try again (503).
+    Overloaded,
     /// A bug or an unexpected failure on the server (500).
     Internal,
     /// A code this build does not know (sent by a newer server).

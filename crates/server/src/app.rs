@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::auth::{SecretError, Tokens, load_or_create_secret};
+use crate::auth::{PasswordHasher, SecretError, Tokens, load_or_create_secret};
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::lease::{self, LeaseError, Renewal};
 use crate::cache::redis::{self as cache_redis, RedisCache};
@@ -475,6 +475,7 @@ fn http_state(
             users: durable.users.clone(),
             sessions: fast.sessions.clone().unwrap_or(durable.sessions.clone()),
             tokens: tokens.clone(),
+            passwords: Arc::new(PasswordHasher::start(config.password_hash_pool())),
             limits: fast.limits.clone(),
         },
         conversations,

@@ -127,6 +127,18 @@ pub struct Config {
     #[arg(long, env = "CHAT_SIGNUPS_PER_MINUTE", default_value_t = 30)]
     pub signups_per_minute: u32,
 
+    /// Password hashes (Argon2id, 19 MiB each) computed at once, one thread each;
+    /// 0 means one per core. More threads than cores only share the cores and add
+    /// 19 MiB each at the peak of a burst of logins.
+    #[arg(long, env = "CHAT_PASSWORD_HASH_THREADS", default_value_t = 0)]
+    pub password_hash_threads: usize,
+
+    /// Sign-ups and logins that may wait for a hashing thread; beyond that they are
+    /// refused with 503 and `Retry-After`. Unset: 64 per hashing thread (about
+    /// 1.5 s of waiting at 25 ms a hash).
+    #[arg(long, env = "CHAT_PASSWORD_HASH_QUEUE")]
+    pub password_hash_queue: Option<usize>,
+
     /// How long a new WebSocket may stay unauthenticated.
     #[arg(long, env = "CHAT_AUTH_TIMEOUT_MS", default_value_t = chat_protocol::AUTH_TIMEOUT_MS)]
     pub auth_timeout_ms: u64,
@@ -182,6 +194,11 @@ impl Config {
         if !(1..=10).contains(&self.trusted_proxy_hops) {
             return Err("CHAT_TRUSTED_PROXY_HOPS must be between 1 and 10".into());
         }
+        if self.password_hash_threads > 256 {
+            return Err(
+                "CHAT_PASSWORD_HASH_THREADS must be between 0 (one per core) and 256".into(),
+            );
+        }
         if self.outbound_queue == 0 {
             return Err("CHAT_OUTBOUND_QUEUE must be at least 1".into());
         }
@@ -193,6 +210,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The password-hashing pool, with the defaults resolved.
+    pub fn password_hash_pool(&self) -> crate::auth::PoolSize {
+        crate::auth::PoolSize::resolve(self.password_hash_threads, self.password_hash_queue)
     }
 
     pub fn auth_timeout(&self) -> Duration {

@@ -51,6 +51,8 @@ pub enum AppError {
     },
     #[error("{0} is unavailable right now; try again shortly")]
     Unavailable(&'static str),
+    #[error("the server is busy checking passwords; try again in a few seconds")]
+    Overloaded { retry_after: Duration },
     #[error("internal error")]
     Internal(String),
 }
@@ -97,7 +99,7 @@ impl AppError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +118,7 @@ impl AppError {
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::TooLarge => ErrorCode::TooLarge,
             Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Overloaded { .. } => ErrorCode::Overloaded,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -190,7 +193,10 @@ impl From<LogError> for AppError {
 
 impl From<HashError> for AppError {
     fn from(error: HashError) -> Self {
-        Self::internal(error)
+        match error {
+            HashError::Busy { retry_after } => Self::Overloaded { retry_after },
+            error => Self::internal(error),
+        }
     }
 }
 
@@ -213,7 +219,7 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::RateLimited { retry_after, .. } = &self {
+        if let Self::RateLimited { retry_after, .. } | Self::Overloaded { retry_after } = &self {
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

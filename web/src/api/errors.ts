@@ -43,6 +43,7 @@ const KNOWN_CODES: Record<ErrorCode, true> = {
   rate_limited: true,
   too_many_attempts: true,
   unavailable: true,
+  overloaded: true,
   internal: true,
   unknown: true,
 };

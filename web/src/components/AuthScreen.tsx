@@ -165,6 +165,8 @@ function describeAuthError(err: unknown, mode: Mode): string {
       case "rate_limited":
       case "too_many_attempts":
         return "Too many attempts. Wait a minute and try again.";
+      case "overloaded":
+        return "The server is busy. Try again in a few seconds.";
     }
     return err.message;
   }

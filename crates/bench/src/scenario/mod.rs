@@ -3,12 +3,13 @@
 //! `group`, `direct` and `reconnect` differ only in how users are put into
 //! conversations and whether connections drop; they share the traffic engine in
 //! [`traffic`]. `idle`, `history` and `search` measure other things and have their
-//! own loops.
+//! own loops. `login` measures password hashing: sign-ups and logins only.
 
 pub mod direct;
 pub mod group;
 pub mod history;
 pub mod idle;
+pub mod login;
 pub mod reconnect;
 pub mod search;
 pub mod traffic;

@@ -1,13 +1,11 @@
-//! Authentication primitives (DESIGN.md §7): Argon2id password hashes, short-lived
+//! Authentication primitives (DESIGN.md §7): Argon2id password hashes (on their own
+//! bounded pool of threads, [`passwords`]), short-lived
 //! HS256 access tokens with the algorithm pinned, and opaque refresh tokens that are
 //! stored only as SHA-256 hashes. The HTTP endpoints that use them are in
 //! `http/auth.rs`; the refresh-token families live behind [`crate::sessions::Sessions`].
 
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_protocol::UserId;
@@ -16,101 +14,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-type HashJob = Box<dyn FnOnce() + Send>;
+mod passwords;
 
-/// Argon2 runs on a few dedicated threads (one per core), not on tokio's blocking
-/// pool: each hash takes 19 MiB and a core, and memory freed on many short-lived
-/// blocking threads stays with the allocator, so a burst of sign-ups would otherwise
-/// leave gigabytes resident. A burst queues here instead.
-fn hashing_queue() -> &'static std::sync::mpsc::Sender<HashJob> {
-    static QUEUE: std::sync::OnceLock<std::sync::mpsc::Sender<HashJob>> =
-        std::sync::OnceLock::new();
-    QUEUE.get_or_init(|| {
-        let (queue, jobs) = std::sync::mpsc::channel::<HashJob>();
-        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for n in 0..cores {
-            let jobs = jobs.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("argon2-{n}"))
-                .spawn(move || {
-                    loop {
-                        let job = match jobs.lock() {
-                            Ok(receiver) => receiver.recv(),
-                            Err(poisoned) => poisoned.into_inner().recv(),
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "could not start a password-hashing thread");
-            }
-        }
-        queue
-    })
-}
-
-/// Why a password could not be hashed or checked.
-#[derive(Debug, thiserror::Error)]
-pub enum HashError {
-    #[error("the password-hashing threads have stopped")]
-    Stopped,
-    #[error("hashing a password: {0}")]
-    Hashing(String),
-    #[error("a stored password hash is unreadable: {0}")]
-    StoredHash(String),
-}
-
-async fn on_hashing_thread<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, HashError> {
-    let (answer, result) = tokio::sync::oneshot::channel();
-    hashing_queue()
-        .send(Box::new(move || {
-            let _ = answer.send(work());
-        }))
-        .map_err(|_| HashError::Stopped)?;
-    result.await.map_err(|_| HashError::Stopped)
-}
-
-/// Hashes a password with Argon2id and a random salt, off the async runtime.
-pub async fn hash_password(password: String) -> Result<String, HashError> {
-    on_hashing_thread(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| HashError::Hashing(e.to_string()))
-    })
-    .await?
-}
-
-/// Checks a password against a stored hash, off the async runtime.
-pub async fn verify_password(password: String, hash: String) -> Result<bool, HashError> {
-    on_hashing_thread(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| HashError::StoredHash(e.to_string()))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await?
-}
-
-/// A hash to verify against when the username does not exist, so a login for an
-/// unknown user takes as long as one with a wrong password.
-pub async fn dummy_hash() -> &'static str {
-    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_init(|| async {
-            hash_password("not a real password".into())
-                .await
-                .unwrap_or_default()
-        })
-        .await
-}
+pub use passwords::{HashError, PasswordHasher, PoolSize};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -287,17 +193,5 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_eq!(refresh_token_hash(&a).len(), 64);
         assert_ne!(refresh_token_hash(&a), refresh_token_hash(&b));
-    }
-
-    #[tokio::test]
-    async fn passwords_verify_only_against_their_hash() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(
-            verify_password("correct horse".into(), hash.clone())
-                .await
-                .unwrap()
-        );
-        assert!(!verify_password("wrong horse".into(), hash).await.unwrap());
     }
 }

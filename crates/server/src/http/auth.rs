@@ -18,9 +18,7 @@ use chat_protocol::{CSRF_HEADER, REFRESH_COOKIE};
 use chrono::Utc;
 
 use super::{ClientAddr, Json};
-use crate::auth::{
-    Tokens, dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password,
-};
+use crate::auth::{PasswordHasher, Tokens, new_refresh_token, refresh_token_hash};
 use crate::cache::{Limit, RateLimits};
 use crate::error::{AppError, AppResult};
 use crate::sessions::{SessionError, Sessions};
@@ -47,6 +45,8 @@ pub struct AuthState {
     pub users: Arc<dyn Users>,
     pub sessions: Arc<dyn Sessions>,
     pub tokens: Arc<Tokens>,
+    /// Argon2id on its own bounded pool of threads (sign-up and login only).
+    pub passwords: Arc<PasswordHasher>,
     /// Sign-up and failed-login throttles.
     pub limits: Arc<dyn RateLimits>,
 }
@@ -56,7 +56,8 @@ pub struct AuthState {
                headers(("set-cookie" = String, description = "the refresh token: `chat_refresh=…; HttpOnly; SameSite=Strict; Path=/api/v1/auth`"))),
               (status = 400, body = ErrorBody, description = "- `invalid_username`: not 3 to 32 letters, digits or underscores\n- `invalid_password`: not 8 to 128 characters"),
               (status = 409, body = ErrorBody, description = "- `username_taken`: someone has this username"),
-              (status = 429, body = ErrorBody, description = "- `rate_limited`: too many sign-ups from this address")))]
+              (status = 429, body = ErrorBody, description = "- `rate_limited`: too many sign-ups from this address"),
+              (status = 503, body = ErrorBody, description = "- `overloaded`: too many password checks are waiting; see `Retry-After`")))]
 pub async fn signup(
     State(auth): State<AuthState>,
     ClientAddr(addr): ClientAddr,
@@ -78,7 +79,7 @@ pub async fn signup(
             retry_after,
         });
     }
-    let hash = hash_password(request.password).await?;
+    let hash = auth.passwords.hash(request.password).await?;
     let user = match auth
         .users
         .create_user(&username, &display_name, &hash)
@@ -102,7 +103,8 @@ pub async fn signup(
     responses((status = 200, body = AuthResponse, description = "logged in",
                headers(("set-cookie" = String, description = "the refresh token: `chat_refresh=…; HttpOnly; SameSite=Strict; Path=/api/v1/auth`"))),
               (status = 401, body = ErrorBody, description = "- `invalid_credentials`: wrong username or password"),
-              (status = 429, body = ErrorBody, description = "- `too_many_attempts`: too many failed logins for this account or address")))]
+              (status = 429, body = ErrorBody, description = "- `too_many_attempts`: too many failed logins for this account or address"),
+              (status = 503, body = ErrorBody, description = "- `overloaded`: too many password checks are waiting; see `Retry-After`")))]
 pub async fn login(
     State(auth): State<AuthState>,
     ClientAddr(addr): ClientAddr,
@@ -124,11 +126,14 @@ pub async fn login(
         }
     }
     let credentials = auth.users.credentials(&username).await?;
-    let hash = match &credentials {
-        Some(c) => c.password_hash.clone(),
-        None => dummy_hash().await.to_owned(),
+    let valid = match &credentials {
+        Some(c) => {
+            auth.passwords
+                .verify(request.password, c.password_hash.clone())
+                .await?
+        }
+        None => auth.passwords.verify_dummy(request.password).await?,
     };
-    let valid = verify_password(request.password, hash).await? && credentials.is_some();
     let Some(credentials) = credentials.filter(|_| valid) else {
         for (key, limit) in [(&account_key, account_limit), (&address_key, address_limit)] {
             if let Err(error) = auth.limits.acquire(key, limit).await {

@@ -488,3 +488,85 @@ async fn behind_a_proxy_a_client_cannot_pick_its_own_address_to_dodge_a_limit() 
         .await
         .expect_success();
 }
+
+#[tokio::test]
+async fn a_burst_beyond_the_hashing_queue_gets_503_with_retry_after_and_changes_nothing() {
+    // One hash at a time and one waiting: of a burst, the third concurrent request on
+    // is refused. One failed login locks an account here, so a refusal that counted
+    // as a failure would show.
+    let server = chat()
+        .env(&[
+            ("CHAT_PASSWORD_HASH_THREADS", "1"),
+            ("CHAT_PASSWORD_HASH_QUEUE", "1"),
+            ("CHAT_SIGNUPS_PER_MINUTE", "1000"),
+            ("CHAT_LOGIN_FAILURES_PER_ACCOUNT", "1"),
+        ])
+        .start()
+        .await;
+    server.signup("alice").await;
+    let names: Vec<String> = (0..10).map(|i| format!("newcomer{i}")).collect();
+    let signups = names.iter().map(|name| {
+        let api = server.anonymous();
+        async move {
+            let request = SignupRequest {
+                username: name.clone(),
+                password: PASSWORD.into(),
+                display_name: None,
+            };
+            (name.clone(), api.post("/auth/signup", &request).await)
+        }
+    });
+    let logins = (0..10).map(|_| {
+        let api = server.anonymous();
+        async move { login(&api, "alice", PASSWORD).await }
+    });
+    let (signups, logins) = tokio::join!(
+        futures::future::join_all(signups),
+        futures::future::join_all(logins)
+    );
+
+    let mut refused = 0;
+    let mut refused_names = Vec::new();
+    let replies = signups
+        .iter()
+        .map(|(name, reply)| (Some(name), reply))
+        .chain(logins.iter().map(|reply| (None, reply)));
+    for (name, reply) in replies {
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            reply.expect_error(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+            let retry_after: u64 = reply
+                .header("retry-after")
+                .and_then(|v| v.parse().ok())
+                .expect("a 503 carries Retry-After in seconds");
+            assert!((1..=60).contains(&retry_after), "{retry_after}");
+            refused += 1;
+            refused_names.extend(name.cloned());
+        } else if name.is_some() {
+            reply.expect::<AuthResponse>(StatusCode::CREATED);
+        } else {
+            reply.expect::<AuthResponse>(StatusCode::OK);
+        }
+    }
+    assert!(
+        refused > 0,
+        "a burst of 20 beyond a queue of 1 was all served"
+    );
+
+    // A refused sign-up made no user (the name is still free); a refused login was not
+    // counted as a failure (alice is not locked out).
+    for name in &refused_names {
+        let request = SignupRequest {
+            username: name.clone(),
+            password: PASSWORD.into(),
+            display_name: None,
+        };
+        server
+            .anonymous()
+            .post("/auth/signup", &request)
+            .await
+            .expect::<AuthResponse>(StatusCode::CREATED);
+    }
+    login(&server.anonymous(), "alice", PASSWORD)
+        .await
+        .expect::<AuthResponse>(StatusCode::OK);
+}
