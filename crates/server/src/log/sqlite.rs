@@ -300,6 +300,47 @@ impl SqliteConsumer {
 impl LogConsumer for SqliteConsumer {
     async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
         let max = max.max(1);
+        let mut out = self.first_batch(max).await?;
+        // Then every batch already committed, up to `max`: a consumer that took a
+        // while (or lingers on purpose) gets one batch, not one group commit at a time.
+        while out.len() < max && self.pending.is_empty() {
+            let Ok(batch) = self.live.try_recv() else {
+                break;
+            };
+            if batch.first > self.next {
+                // A gap (the channel lagged): the table has the rest, next time.
+                break;
+            }
+            if let Some(more) = self.take_live(batch, max - out.len()) {
+                out.extend(more);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self) -> Result<(), LogError> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        let next = self.next - self.pending.len() as u64;
+        sqlx::query(
+            "INSERT INTO consumer_offsets (consumer, next_offset) VALUES (?, ?)
+             ON CONFLICT (consumer) DO UPDATE SET next_offset = excluded.next_offset",
+        )
+        .bind(group)
+        .bind(next as i64)
+        .execute(&self.pools.write)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl SqliteConsumer {
+    /// Takes the part of a live batch at or after `next`; a batch that starts past
+    /// `next` means records were missed, so they are read from the table instead.
+    /// The next events: what a split batch left, a live batch, or rows of the table.
+    async fn first_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
         if !self.pending.is_empty() {
             let take = self.pending.len().min(max);
             return Ok(self.pending.drain(..take).collect());
@@ -340,27 +381,6 @@ impl LogConsumer for SqliteConsumer {
         }
     }
 
-    async fn commit(&mut self) -> Result<(), LogError> {
-        let Some(group) = &self.group else {
-            return Ok(());
-        };
-        let next = self.next - self.pending.len() as u64;
-        sqlx::query(
-            "INSERT INTO consumer_offsets (consumer, next_offset) VALUES (?, ?)
-             ON CONFLICT (consumer) DO UPDATE SET next_offset = excluded.next_offset",
-        )
-        .bind(group)
-        .bind(next as i64)
-        .execute(&self.pools.write)
-        .await
-        .map_err(unavailable)?;
-        Ok(())
-    }
-}
-
-impl SqliteConsumer {
-    /// Takes the part of a live batch at or after `next`; a batch that starts past
-    /// `next` means records were missed, so they are read from the table instead.
     fn take_live(&mut self, batch: Committed, max: usize) -> Option<Vec<Arc<Event>>> {
         let end = batch.first + batch.events.len() as u64;
         if end <= self.next || batch.first > self.next {
