@@ -280,9 +280,14 @@ impl SendService {
     /// The message `id` of `conversation` as history holds it once the persister has
     /// applied every event acknowledged so far (waiting a moment at most), so a change
     /// is judged against every earlier one: a reaction cap, a deletion. Not found when
-    /// it is another conversation's: the caller may not know it exists.
+    /// it is another conversation's: the caller may not know it exists. When history
+    /// is still behind the log after the wait, the change is refused as unavailable
+    /// (retryable) rather than judged against a stale state, or a message just sent
+    /// reported as missing.
     async fn target(&self, conversation: ConversationId, id: MessageId) -> AppResult<Message> {
-        caught_up(self.log.as_ref(), TARGET_WAIT).await;
+        if !caught_up(self.log.as_ref(), TARGET_WAIT).await {
+            return Err(AppError::Unavailable("history"));
+        }
         self.message_of(conversation, id).await
     }
 

@@ -201,7 +201,7 @@ fn shared_refusals(operation: &Operation) -> Vec<Refusal> {
         refusals.push(Refusal {
             status: "503",
             code: ErrorCode::Unavailable,
-            when: "a dependency (database, cache or message log) is down: try again shortly".into(),
+            when: "a dependency (database, cache or message log) is down, or history is behind the log for a change that must be judged against it: try again shortly".into(),
         });
     }
     refusals
