@@ -235,7 +235,13 @@ message_id: MessageId, conversation_id: ConversationId,
 /**
  * The event's id (a send's is the message's).
  */
-event_id: MessageId, } | { "type": "message", message: Message, } | { "type": "edited" } & MessageEdited | { "type": "deleted" } & MessageDeleted | { "type": "reaction" } & ReactionChanged | { "type": "typing", conversation_id: ConversationId, user_id: UserId, } | { "type": "read", conversation_id: ConversationId, user_id: UserId, message_id: MessageId, } | { "type": "presence", user_id: UserId, online: boolean, } | { "type": "conversation", conversation: Conversation, } | { "type": "removed", conversation_id: ConversationId, } | { "type": "synced", until: MessageId | null, } | { "type": "error", code: ErrorCode, message: string, client_msg_id?: string, } | { "type": "pong" };
+event_id: MessageId, } | { "type": "message", message: Message, } | { "type": "edited" } & MessageEdited | { "type": "deleted" } & MessageDeleted | { "type": "reaction" } & ReactionChanged | { "type": "typing", conversation_id: ConversationId, user_id: UserId, } | { "type": "read", conversation_id: ConversationId, user_id: UserId, message_id: MessageId, } | { "type": "presence", user_id: UserId, online: boolean, } | { "type": "conversation", conversation: Conversation, } | { "type": "removed", conversation_id: ConversationId, } | { "type": "synced", until: MessageId | null, } | { "type": "error", code: ErrorCode, message: string, client_msg_id?: string, 
+/**
+ * A temporary refusal (`unavailable`, `rate_limited`): how long to wait before
+ * sending the frame again. A client retries a refused `sync` after at least
+ * this long, backing off further on each refusal.
+ */
+retry_after_ms?: number, } | { "type": "pong" };
 
 export const MAX_BODY_CHARS = 4000;
 export const MAX_FRAME_BYTES = 65536;

@@ -178,6 +178,11 @@ impl Inbox {
         receipt
     }
 
+    /// Whether a `sync` was asked for and its `synced` has not come yet.
+    pub fn is_syncing(&self) -> bool {
+        self.syncing
+    }
+
     /// A `sync` was asked for (on a new connection).
     pub fn begin_sync(&mut self) {
         self.syncing = true;

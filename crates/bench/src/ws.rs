@@ -185,6 +185,8 @@ pub enum Event<'a> {
     Error {
         code: Cow<'a, str>,
         client_msg_id: Option<Uuid>,
+        /// A temporary refusal: how long the server asks us to wait.
+        retry_after: Option<Duration>,
     },
     /// Any other frame (typing, presence, …), or a type the bench does not know.
     Other,
@@ -207,6 +209,8 @@ struct Incoming<'a> {
     code: Option<Cow<'a, str>>,
     #[serde(default)]
     until: Option<MessageId>,
+    #[serde(default)]
+    retry_after_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +264,7 @@ pub fn parse(text: &str) -> Option<Event<'_>> {
         ("error", _) => Event::Error {
             code: frame.code?,
             client_msg_id: frame.client_msg_id,
+            retry_after: frame.retry_after_ms.map(Duration::from_millis),
         },
         ("message", _) => return None,
         _ => Event::Other,
@@ -338,24 +343,28 @@ mod tests {
             code: ErrorCode::RateLimited,
             message: "slow down".into(),
             client_msg_id: Some(id),
+            retry_after_ms: Some(1500),
         };
         assert_eq!(
             parse(&json(&error)),
             Some(Event::Error {
                 code: "rate_limited".into(),
-                client_msg_id: Some(id)
+                client_msg_id: Some(id),
+                retry_after: Some(Duration::from_millis(1500)),
             })
         );
         let error = ServerFrame::Error {
             code: ErrorCode::InvalidFrame,
             message: "x".into(),
             client_msg_id: None,
+            retry_after_ms: None,
         };
         assert_eq!(
             parse(&json(&error)),
             Some(Event::Error {
                 code: "invalid_frame".into(),
-                client_msg_id: None
+                client_msg_id: None,
+                retry_after: None,
             })
         );
 

@@ -142,6 +142,12 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[ts(optional, type = "string")]
         client_msg_id: Option<Uuid>,
+        /// A temporary refusal (`unavailable`, `rate_limited`): how long to wait before
+        /// sending the frame again. A client retries a refused `sync` after at least
+        /// this long, backing off further on each refusal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "number")]
+        retry_after_ms: Option<u64>,
     },
     Pong,
 }
@@ -176,6 +182,7 @@ mod tests {
             code: ErrorCode::MalformedJson,
             message: "x".into(),
             client_msg_id: None,
+            retry_after_ms: None,
         })
         .unwrap();
         assert_eq!(

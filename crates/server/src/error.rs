@@ -17,6 +17,11 @@ use crate::log::LogError;
 use crate::sessions::SessionError;
 use crate::store::{GroupChangeError, StoreError};
 
+/// What a refusal for a dependency that is down or behind (`unavailable`) tells the
+/// client to wait: long enough not to hammer a node that is recovering, short enough
+/// that a persister group's rebalance after a node died (seconds) is soon over.
+pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{message}")]
@@ -101,6 +106,18 @@ impl AppError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// How long a client should wait before trying again, for a refusal that is
+    /// temporary: a rate limit, a full password queue, a dependency down or behind.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } | Self::Overloaded { retry_after } => {
+                Some(*retry_after)
+            }
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
         }
     }
 
@@ -219,7 +236,7 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::RateLimited { retry_after, .. } | Self::Overloaded { retry_after } = &self {
+        if let Some(retry_after) = self.retry_after() {
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

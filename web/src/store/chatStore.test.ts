@@ -73,6 +73,47 @@ describe("ChatStore", () => {
     expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: messageId("92") });
   });
 
+  it("asks again, backing off, when a sync is refused while history catches up", async () => {
+    const { store, transport, s } = setup([direct(DIRECT_ID, msg("40"))]);
+    void store.loadConversations();
+    transport.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    const refused = { type: "error", code: "unavailable", message: "message history is unavailable right now" } as const;
+    // The server's wait is a floor.
+    transport.emit({ ...refused, retry_after_ms: 1_000 });
+    await vi.advanceTimersByTimeAsync(999);
+    expect(transport.ofType("sync")).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(transport.ofType("sync")).toHaveLength(2);
+    // Refused again: the wait doubles (1–2 s with jitter).
+    transport.emit(refused);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(transport.ofType("sync")).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1_001);
+    expect(transport.ofType("sync")).toHaveLength(3);
+    expect(transport.ofType("sync").at(-1)).toEqual({ type: "sync", since: messageId("40") });
+    transport.emit({ type: "synced", until: messageId("41") });
+    expect(s().sync.replaying).toBe(false);
+    // A refusal of something else (typing, say) after the sync is not a sync to retry.
+    transport.emit(refused);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(transport.ofType("sync")).toHaveLength(3);
+  });
+
+  it("drops a pending sync retry when the connection goes; the next ready syncs", async () => {
+    const { store, transport } = setup([direct(DIRECT_ID, msg("40"))]);
+    void store.loadConversations();
+    transport.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    transport.emit({ type: "error", code: "unavailable", message: "behind", retry_after_ms: 1_000 });
+    transport.goOffline();
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(transport.ofType("sync")).toHaveLength(1);
+    transport.goReady(alice);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(transport.ofType("sync")).toHaveLength(2);
+  });
+
   it("sends optimistically and settles on ack and echo without duplicating", async () => {
     const { store, transport, s } = setup();
     await store.loadConversations();

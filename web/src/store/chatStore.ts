@@ -38,6 +38,7 @@ import type { ChatApi } from "../api/client";
 import { ApiError } from "../api/errors";
 import { messageId, newUuid, nextId } from "../lib/ids";
 import { isBodyTooLong } from "../lib/messageBody";
+import { backoffDelayMs, type BackoffOptions } from "../realtime/backoff";
 import type { ConnectionStatus } from "../realtime/socket";
 import type { ChatEvent } from "./events";
 import { chatReducer } from "./reducer";
@@ -76,6 +77,8 @@ export const HISTORY_PAGE = 50;
  * nothing).
  */
 const BEFORE_EVERY_MESSAGE = messageId("0");
+/** Waits between refused syncs: from about a second, doubling, to at most 15 s. */
+export const SYNC_BACKOFF: BackoffOptions = { baseMs: 1_000, capMs: 15_000 };
 
 type Listener = () => void;
 
@@ -98,6 +101,10 @@ export class ChatStore {
   /** The latest list request: the first `sync` waits for it. */
   private listLoad: Promise<void> | null = null;
   private readyCount = 0;
+  /** A refused `sync` (history catching up after a node died) goes again after this. */
+  private readonly syncRetry = new Timeouts<"sync">();
+  /** Refused syncs in a row, for the backoff; a `synced` resets it. */
+  private syncRefusals = 0;
 
   constructor(
     me: User,
@@ -151,6 +158,7 @@ export class ChatStore {
     this.detachTransport?.();
     this.ackTimeouts.cancelAll();
     this.typingTimeouts.cancelAll();
+    this.syncRetry.cancelAll();
     this.listeners.clear();
   }
 
@@ -495,7 +503,11 @@ export class ChatStore {
 
   private handleStatus(status: ConnectionStatus): void {
     // Unacknowledged sends are not failures yet: they go again after the next `ready`.
-    if (status !== "online") this.ackTimeouts.cancelAll();
+    if (status !== "online") {
+      this.ackTimeouts.cancelAll();
+      // The next `ready` syncs anyway.
+      this.syncRetry.cancelAll();
+    }
     this.dispatch({ type: "connection_changed", status });
   }
 
@@ -504,8 +516,8 @@ export class ChatStore {
     this.readyCount += 1;
     // The first sync replays from the list snapshot, so wait for it.
     if (this.listLoad) await this.listLoad.catch(() => undefined);
-    this.send({ type: "sync", since: this.state.sync.lastSeenId ?? BEFORE_EVERY_MESSAGE });
-    this.dispatch({ type: "sync_started" });
+    this.syncRefusals = 0;
+    this.startSync();
     // Anything that never got an ack goes again, with the same client_msg_id.
     for (const out of Object.values(this.state.outbox)) {
       if (out.status === "pending") this.transmit(out);
@@ -516,6 +528,22 @@ export class ChatStore {
     // A reconnect may have missed `conversation` frames and read receipts.
     if (!first || !this.state.conversations.loaded) this.loadConversations().catch(() => undefined);
     this.markActiveRead();
+  }
+
+  private startSync(): void {
+    this.send({ type: "sync", since: this.state.sync.lastSeenId ?? BEFORE_EVERY_MESSAGE });
+    this.dispatch({ type: "sync_started" });
+  }
+
+  /**
+   * A sync refused because history is still catching up (a node died and its share
+   * of the log is being taken over): ask again, backing off, never sooner than the
+   * server said. Live messages keep arriving meanwhile.
+   */
+  private retrySync(retryAfterMs: number | undefined): void {
+    const delay = Math.max(retryAfterMs ?? 0, backoffDelayMs(this.syncRefusals, Math.random, SYNC_BACKOFF));
+    this.syncRefusals += 1;
+    this.syncRetry.start("sync", delay, () => this.startSync());
   }
 
   private handleFrame(frame: ServerFrame): void {
@@ -571,10 +599,12 @@ export class ChatStore {
         this.dispatch({ type: "conversation_removed", conversationId: frame.conversation_id });
         break;
       case "synced":
+        this.syncRefusals = 0;
         this.dispatch({ type: "synced", until: frame.until });
         break;
       case "error":
-        if (frame.client_msg_id && this.state.changes[frame.client_msg_id]) this.refuseChange(frame.client_msg_id, frame.message);
+        if (!frame.client_msg_id && frame.code === "unavailable" && this.state.sync.replaying) this.retrySync(frame.retry_after_ms);
+        else if (frame.client_msg_id && this.state.changes[frame.client_msg_id]) this.refuseChange(frame.client_msg_id, frame.message);
         else if (frame.client_msg_id) this.failOutgoing(frame.client_msg_id, frame.message);
         else this.showNotice(frame.message);
         break;

@@ -232,6 +232,7 @@ impl Filling {
             Some(Event::Error {
                 code,
                 client_msg_id,
+                ..
             }) => {
                 *self.errors.entry(code.into_owned()).or_insert(0) += 1;
                 self.refused += u64::from(client_msg_id.is_some());

@@ -35,6 +35,19 @@ use crate::ws::{self, Event, Socket};
 const RETRY_DELAY: Duration = Duration::from_millis(100);
 /// Reconnect attempts before a client gives up.
 const RECONNECT_ATTEMPTS: u32 = 20;
+/// The first wait before a refused `sync` goes again, and the longest.
+const SYNC_RETRY_FIRST: Duration = Duration::from_millis(250);
+const SYNC_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// How long to wait before sending a `sync` that was refused `refusals` times in a
+/// row already: doubling from [`SYNC_RETRY_FIRST`] up to [`SYNC_RETRY_MAX`], and never
+/// sooner than the server asked.
+fn sync_backoff(refusals: u32, server_asks: Option<Duration>) -> Duration {
+    let doubled = SYNC_RETRY_FIRST
+        .saturating_mul(1 << refusals.min(16))
+        .min(SYNC_RETRY_MAX);
+    doubled.max(server_asks.unwrap_or_default())
+}
 
 /// One conversation of the run.
 #[derive(Clone, Debug)]
@@ -109,6 +122,11 @@ struct Client {
     /// Sends the server answered `send_in_progress` to, to send again shortly.
     retries: Vec<u32>,
     retry_at: Option<Instant>,
+    /// Refused `sync`s in a row (history catching up); reset by `synced`.
+    sync_refusals: u32,
+    /// The wait before the refused `sync` goes again, until it is scheduled.
+    sync_retry_in: Option<Duration>,
+    sync_retry_at: Option<Instant>,
 }
 
 pub async fn run(bench: &Bench, plan: TrafficPlan, report: &mut Report) -> anyhow::Result<()> {
@@ -358,12 +376,25 @@ async fn drive(
                 }
             },
             frame = ws.next() => match frame {
-                Some(Ok(WsMessage::Text(text))) => client.handle(&text, &shared),
+                Some(Ok(WsMessage::Text(text))) => {
+                    client.handle(&text, &shared);
+                    if let Some(wait) = client.sync_retry_in.take() {
+                        // Spread out, so clients refused together do not all come back at once.
+                        client.sync_retry_at = Some(Instant::now() + wait.mul_f64(1.0 + 0.5 * jitter.unit()));
+                    }
+                }
                 Some(Ok(WsMessage::Close(_)) | Err(_)) | None => {
                     client.disconnects += 1;
                     socket = None;
                 }
                 Some(Ok(_)) => {}
+            },
+            _ = sleep_until(client.sync_retry_at), if client.sync_retry_at.is_some() => {
+                client.sync_retry_at = None;
+                if client.sync(ws).await.is_err() {
+                    client.disconnects += 1;
+                    socket = None;
+                }
             },
             _ = sleep_until(client.retry_at), if client.retry_at.is_some() => {
                 client.retry_at = None;
@@ -423,6 +454,9 @@ impl Client {
             gave_up: false,
             retries: Vec::new(),
             retry_at: None,
+            sync_refusals: 0,
+            sync_retry_in: None,
+            sync_retry_at: None,
         }
     }
 
@@ -466,7 +500,19 @@ impl Client {
             }
             Some(Event::Error {
                 code,
+                client_msg_id: None,
+                retry_after,
+            }) if self.inbox.is_syncing() && code == "unavailable" => {
+                // History is catching up (a persister rebalance after a node died):
+                // ask again later, as a real client must.
+                shared.note_error("sync_refused");
+                self.sync_retry_in = Some(sync_backoff(self.sync_refusals, retry_after));
+                self.sync_refusals += 1;
+            }
+            Some(Event::Error {
+                code,
                 client_msg_id,
+                ..
             }) => {
                 shared.note_error(&code);
                 let ours = self
@@ -487,7 +533,10 @@ impl Client {
                     None => {}
                 }
             }
-            Some(Event::Synced { until }) => self.inbox.synced(until.map(|id| id.0)),
+            Some(Event::Synced { until }) => {
+                self.sync_refusals = 0;
+                self.inbox.synced(until.map(|id| id.0));
+            }
             Some(Event::Pong | Event::Other) => {}
             None => shared.note_error("unparsable_frame"),
         }
@@ -551,14 +600,10 @@ impl Client {
             };
             stats::record(Metric::Connect, now_us() - began_us);
             self.reconnects += 1;
-            let sync = ClientFrame::Sync {
-                // With nothing seen yet, everything in the conversation is missed.
-                since: Some(MessageId(self.inbox.resume_id.unwrap_or(0))),
-            };
-            if ws::send(&mut socket, &sync).await.is_err() {
+            self.sync_retry_at = None;
+            if self.sync(&mut socket).await.is_err() {
                 continue;
             }
-            self.inbox.begin_sync();
             let unacked: Vec<u32> = self.outbox.iter().flat_map(Outbox::unacked).collect();
             if self.resend(&mut socket, unacked, shared).await.is_err() {
                 continue;
@@ -566,6 +611,17 @@ impl Client {
             return Some(socket);
         }
         None
+    }
+
+    /// Asks for everything missed since the last complete replay.
+    async fn sync(&mut self, ws: &mut Socket) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        let sync = ClientFrame::Sync {
+            // With nothing seen yet, everything in the conversation is missed.
+            since: Some(MessageId(self.inbox.resume_id.unwrap_or(0))),
+        };
+        ws::send(ws, &sync).await?;
+        self.inbox.begin_sync();
+        Ok(())
     }
 
     /// Writes again, with the same `client_msg_id` and body, those of `seqs` that
@@ -603,5 +659,23 @@ impl Client {
             .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_sync_backs_off_doubling_up_to_a_ceiling_never_sooner_than_asked() {
+        let ms = Duration::from_millis;
+        let waits: Vec<Duration> = (0..8).map(|n| sync_backoff(n, None)).collect();
+        assert_eq!(waits[..4], [ms(250), ms(500), ms(1000), ms(2000)]);
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(sync_backoff(7, None), SYNC_RETRY_MAX);
+        assert_eq!(sync_backoff(u32::MAX, None), SYNC_RETRY_MAX);
+        // The server's word is a floor.
+        assert_eq!(sync_backoff(0, Some(ms(1000))), ms(1000));
+        assert_eq!(sync_backoff(3, Some(ms(1000))), ms(2000));
     }
 }

@@ -594,6 +594,7 @@ impl Connection {
             code,
             message: message.to_owned(),
             client_msg_id,
+            retry_after_ms: None,
         });
     }
 
@@ -601,7 +602,14 @@ impl Connection {
         if let AppError::Internal(e) = error {
             tracing::error!(error = %e, "frame failed");
         }
-        self.error(error.code(), &error.to_string(), client_msg_id);
+        self.reply(&ServerFrame::Error {
+            code: error.code(),
+            message: error.to_string(),
+            client_msg_id,
+            retry_after_ms: error
+                .retry_after()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        });
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chat_protocol::http::{Message, SendMessage};
 use chat_protocol::ws::{ClientFrame, ServerFrame};
-use chat_protocol::{ConversationId, MessageId, UserId};
+use chat_protocol::{ConversationId, ErrorCode, MessageId, UserId};
 use chat_test_support::api::{Api, Reply};
 use chat_test_support::server::Server;
 use chat_test_support::services::{self, Services};
@@ -130,9 +130,19 @@ pub async fn frame_within<T>(
 
 /// Sends `sync` and collects the replayed messages until `synced`. A refusal
 /// (history still catching up, e.g. while the persister group rebalances after a
-/// node died) is retried until `within` runs out.
+/// node died) is retried, after the wait the server asks for, until `within` runs out.
 pub async fn sync_since(ws: &mut Ws, since: MessageId, within: Duration) -> Vec<Message> {
+    sync_since_retrying(ws, since, within).await.0
+}
+
+/// [`sync_since`], and how many times the sync was refused before it was served.
+pub async fn sync_since_retrying(
+    ws: &mut Ws,
+    since: MessageId,
+    within: Duration,
+) -> (Vec<Message>, u32) {
     let deadline = Instant::now() + within;
+    let mut refusals = 0;
     loop {
         ws.send(&ClientFrame::Sync { since: Some(since) }).await;
         let mut replayed = Vec::new();
@@ -144,21 +154,29 @@ pub async fn sync_since(ws: &mut Ws, since: MessageId, within: Duration) -> Vec<
                 Event::Frame(ServerFrame::Error {
                     code,
                     client_msg_id: None,
+                    retry_after_ms,
                     ..
-                }) => break Err(code),
+                }) => break Err((code, retry_after_ms)),
                 Event::Frame(_) => {}
                 Event::Closed(code) => panic!("the connection closed ({code:?}) during sync"),
                 Event::TimedOut => panic!("sync did not finish within {within:?}"),
             }
         };
         match outcome {
-            Ok(()) => return replayed,
-            Err(code) => {
+            Ok(()) => return (replayed, refusals),
+            Err((code, retry_after_ms)) => {
+                refusals += 1;
+                assert_eq!(
+                    code,
+                    ErrorCode::Unavailable,
+                    "only a lagging history refuses a sync"
+                );
+                let wait = retry_after_ms.expect("a refused sync says when to retry");
                 assert!(
                     Instant::now() < deadline,
                     "sync kept being refused (last: `{code}`) for {within:?}"
                 );
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(Duration::from_millis(wait)).await;
             }
         }
     }

@@ -403,6 +403,89 @@ async fn reconnecting_to_b_and_syncing_recovers_the_rest(
     owed.iter().filter(|id| !live.contains(id)).count()
 }
 
+/// The window a node's death opens (issue 12): its share of the persister group is
+/// taken over only once its session times out, and until history has caught up a
+/// `sync` on a survivor is refused as `unavailable`, with the wait to retry after.
+/// A client that retries is served; the test measures how soon after the kill.
+#[tokio::test]
+async fn a_client_of_a_killed_node_syncs_on_a_survivor_within_seconds() {
+    const TEST: &str = "faults::sync_after_kill";
+    if embedded_mode(TEST) {
+        return;
+    }
+    within_limit(TEST, sync_after_kill()).await;
+}
+
+async fn sync_after_kill() {
+    let (_services, mut nodes) = start_cluster(2, &[]).await;
+    let b = nodes.pop().unwrap();
+    let mut a = nodes.pop().unwrap();
+    let alice = a.signup("alice").await;
+    let bob = b.signup("bob").await;
+    let direct = alice.direct_with(&bob).await.id;
+
+    // Both keep talking through the kill, so history has something to catch up on.
+    let (stop_tx, stop) = watch::channel(false);
+    let progress = Arc::new(AtomicUsize::new(0));
+    let bob_task = tokio::spawn(keep_sending(
+        "bob@B",
+        bob.connect().await,
+        vec![direct],
+        Duration::from_millis(10),
+        stop.clone(),
+        progress.clone(),
+    ));
+    let alice_task = tokio::spawn(keep_sending(
+        "alice@A",
+        alice.connect().await,
+        vec![direct],
+        Duration::from_millis(5),
+        stop,
+        progress.clone(),
+    ));
+    wait_for_count(&progress, 80, Duration::from_secs(20)).await;
+    sigkill(&a);
+    let killed = Instant::now();
+    let _ = a.wait_for_exit().await;
+    let alice_report = alice_task.await.expect("alice's sender");
+
+    // alice reconnects to B at once and syncs, retrying as the server says.
+    let mut ws = connect_on(&alice, &b).await;
+    let since = sync_cursor(&alice_report.seen, &[direct]);
+    let (replayed, refusals) = sync_since_retrying(&mut ws, since, Duration::from_secs(60)).await;
+    let recovery = killed.elapsed();
+    stop_tx.send_replace(true);
+    let bob_report = bob_task.await.expect("bob's sender");
+
+    let have: HashSet<MessageId> = alice_report
+        .seen
+        .iter()
+        .chain(&replayed)
+        .map(|m| m.id)
+        .collect();
+    let missing: Vec<&MessageId> = alice_report
+        .acked
+        .values()
+        .filter(|id| !have.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "alice lacks {} of her acknowledged messages after syncing on B: {missing:?}",
+        missing.len()
+    );
+    assert!(
+        !bob_report.acked.is_empty() && bob_report.closed.is_none(),
+        "bob, on the survivor, kept sending"
+    );
+    eprintln!(
+        "faults::sync_after_kill: a sync on the survivor was served {:.1} s after the kill \
+         ({refusals} refusals first; {} of alice's messages acknowledged, {} replayed)",
+        recovery.as_secs_f64(),
+        alice_report.acked.len(),
+        replayed.len(),
+    );
+}
+
 /// What history held after a fault.
 struct HistoryCount {
     stored: usize,
