@@ -157,6 +157,23 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
 }
 
+/// Whether `secret` is a value from an example file or a tutorial rather than one
+/// of its own: the words examples use to say "put yours here". A node refuses to start
+/// with one, so a copied example file never goes live with a published key.
+pub fn is_placeholder(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    [
+        "replace",
+        "change-me",
+        "changeme",
+        "change_me",
+        "example",
+        "placeholder",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
+}
+
 impl Config {
     /// Checks what clap cannot, with messages that say what to change.
     pub fn validate(&self) -> Result<(), String> {
@@ -176,10 +193,17 @@ impl Config {
         if !(1..=900).contains(&self.access_token_ttl_secs) {
             return Err("CHAT_ACCESS_TOKEN_TTL_SECS must be between 1 and 900".into());
         }
-        if let Some(secret) = &self.jwt_secret
-            && secret.len() < 32
-        {
-            return Err("CHAT_JWT_SECRET must be at least 32 bytes".into());
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < 32 {
+                return Err("CHAT_JWT_SECRET must be at least 32 bytes".into());
+            }
+            if is_placeholder(secret) {
+                return Err(
+                    "CHAT_JWT_SECRET is still the example's placeholder: set your own random \
+                     secret (e.g. `openssl rand -base64 48`)"
+                        .into(),
+                );
+            }
         }
         for (name, value) in [
             ("CHAT_SEND_RATE_PER_SEC", self.send_rate_per_sec),
@@ -219,5 +243,45 @@ impl Config {
 
     pub fn auth_timeout(&self) -> Duration {
         Duration::from_millis(self.auth_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn with_secret(secret: &str) -> Result<(), String> {
+        Cli::try_parse_from(["chat", "--jwt-secret", secret])
+            .map_err(|e| e.to_string())?
+            .config
+            .validate()
+    }
+
+    #[test]
+    fn a_secret_of_its_own_is_taken() {
+        assert_eq!(with_secret("kT3q9w0sZ1vXbN8yR5uE2aL7cJ4hG6fD0pM"), Ok(()));
+    }
+
+    #[test]
+    fn a_short_secret_or_an_examples_placeholder_is_refused() {
+        assert!(with_secret("too-short").is_err());
+        for placeholder in [
+            "REPLACE_WITH_THE_OUTPUT_OF_openssl_rand_base64_48",
+            "change-me-to-a-long-random-secret-0123456789",
+            "changeme0123456789abcdef0123456789abcdef",
+            "an-example-secret-0123456789abcdef0123456789",
+            "placeholder-0123456789abcdef0123456789abcdef",
+        ] {
+            let refused = with_secret(placeholder).expect_err(placeholder);
+            assert!(refused.contains("placeholder"), "{refused}");
+        }
     }
 }
