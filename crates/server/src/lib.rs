@@ -22,6 +22,7 @@ pub mod indexer;
 pub mod log;
 pub mod membership;
 pub mod persister;
+pub mod pipeline;
 pub mod search;
 pub mod send;
 pub mod sessions;
