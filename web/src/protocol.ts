@@ -9,6 +9,26 @@ export type MessageId = string & { readonly __brand: "MessageId" };
 
 export type User = { id: UserId, username: string, display_name: string, };
 
+export type Me = { id: UserId, username: string, display_name: string, 
+/**
+ * Whether the messages they send may enter the training dataset (README,
+ * "Training data"): pseudonymised and scrubbed of contact details, only while
+ * this is true. Until they choose, the operator's default applies.
+ */
+dataset_consent: boolean, 
+/**
+ * When they last chose; null while the operator's default applies.
+ */
+dataset_consent_at: string | null, };
+
+export type UpdateMe = { 
+/**
+ * Allow (true) or stop (false) the use of the messages they send from now on
+ * in the training dataset; withdrawing also keeps the earlier ones out of every
+ * dataset built afterwards.
+ */
+dataset_consent: boolean, };
+
 export type Message = { id: MessageId, conversation_id: ConversationId, sender_id: UserId, body: string, 
 /**
  * The sender's idempotency key for this message.

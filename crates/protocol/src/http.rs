@@ -22,6 +22,33 @@ pub struct User {
     pub display_name: String,
 }
 
+/// The caller as they see themselves (`GET /me`): a [`User`], and their choices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
+#[schema(example = json!({"id": "7212136519393280", "username": "ada", "display_name": "Ada", "dataset_consent": false, "dataset_consent_at": null}))]
+pub struct Me {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    /// Whether the messages they send may enter the training dataset (README,
+    /// "Training data"): pseudonymised and scrubbed of contact details, only while
+    /// this is true. Until they choose, the operator's default applies.
+    pub dataset_consent: bool,
+    /// When they last chose; null while the operator's default applies.
+    #[ts(type = "string | null")]
+    pub dataset_consent_at: Option<DateTime<Utc>>,
+}
+
+/// `PATCH /me`: the caller's choices. Unknown fields are refused.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, TS)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"dataset_consent": true}))]
+pub struct UpdateMe {
+    /// Allow (true) or stop (false) the use of the messages they send from now on
+    /// in the training dataset; withdrawing also keeps the earlier ones out of every
+    /// dataset built afterwards.
+    pub dataset_consent: bool,
+}
+
 /// One message of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
 pub struct Message {

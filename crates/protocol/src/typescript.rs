@@ -19,6 +19,8 @@ pub fn declarations() -> String {
         ConversationId::decl(),
         MessageId::decl(),
         User::decl(),
+        Me::decl(),
+        UpdateMe::decl(),
         Message::decl(),
         Reaction::decl(),
         MessageEdited::decl(),

@@ -530,6 +530,7 @@ fn auth_settings(config: &Config) -> AuthSettings {
         login_failures_per_account: config.login_failures_per_account,
         login_failures_per_address: config.login_failures_per_address,
         signups_per_minute: config.signups_per_minute,
+        dataset_consent_by_default: config.dataset_consent.allows(),
     }
 }
 

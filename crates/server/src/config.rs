@@ -127,6 +127,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_SIGNUPS_PER_MINUTE", default_value_t = 30)]
     pub signups_per_minute: u32,
 
+    /// Whose messages the training dataset may use before they choose: nobody's
+    /// (`opt_in`, the default) or everybody's until they say no (`opt_out`).
+    #[arg(long, env = "CHAT_DATASET_CONSENT", value_enum, default_value_t = ConsentDefault::OptIn)]
+    pub dataset_consent: ConsentDefault,
+
     /// Password hashes (Argon2id, 19 MiB each) computed at once, one thread each;
     /// 0 means one per core. More threads than cores only share the cores and add
     /// 19 MiB each at the peak of a burst of logins.
@@ -155,6 +160,23 @@ pub struct Config {
     /// How long shutdown waits for in-flight work before giving up.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+}
+
+/// The operator's default for users who have not chosen about the dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ConsentDefault {
+    /// Nobody's messages are used until they agree.
+    OptIn,
+    /// Everybody's are, until they say no.
+    OptOut,
+}
+
+impl ConsentDefault {
+    /// Whether a user who never chose counts as allowing it.
+    pub fn allows(self) -> bool {
+        self == ConsentDefault::OptOut
+    }
 }
 
 /// Whether `secret` is a value from an example file or a tutorial rather than one

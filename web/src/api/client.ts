@@ -10,11 +10,13 @@ import type {
   ConversationId,
   CreateConversation,
   HistoryPage,
+  Me,
   Message,
   MessageId,
   SearchPage,
   SendMessage,
   UpdateConversation,
+  UpdateMe,
   User,
   UserId,
 } from "../protocol";
@@ -36,7 +38,9 @@ export interface SearchQuery {
 }
 
 export interface ChatApi {
-  me(): Promise<User>;
+  me(): Promise<Me>;
+  /** Records my choice about the training dataset. */
+  updateMe(change: UpdateMe): Promise<Me>;
   /** People whose username or display name starts with `query`. */
   searchUsers(query: string): Promise<User[]>;
   listConversations(): Promise<Conversation[]>;
@@ -61,7 +65,8 @@ export interface ChatApi {
 
 export function createChatApi(fetch: ApiFetch): ChatApi {
   return {
-    me: () => getJson<User>(fetch, "/me"),
+    me: () => getJson<Me>(fetch, "/me"),
+    updateMe: (change) => patchJson<UpdateMe, Me>(fetch, "/me", change),
     searchUsers: (query) => getJson<User[]>(fetch, `/users?${new URLSearchParams({ q: query })}`),
     listConversations: () => getJson<Conversation[]>(fetch, "/conversations"),
     getConversation: (id) => getJson<Conversation>(fetch, `/conversations/${id}`),

@@ -7,6 +7,7 @@ import { useChat, useChatStore } from "../store/hooks";
 import { conversationTitle, directPeer, displayName, sortConversations, typingUserIds, userName } from "../store/selectors";
 import { formatListTime } from "../lib/time";
 import { Avatar, UserSummary } from "./Avatar";
+import { DatasetConsent } from "./DatasetConsent";
 import { GroupDialog } from "./GroupDialog";
 import { NotificationToggle } from "./NotificationToggle";
 import { SearchPanel } from "./SearchPanel";
@@ -108,6 +109,7 @@ export function Sidebar() {
         </>
       )}
 
+      <DatasetConsent />
       {groupOpen && <GroupDialog mode={{ kind: "create" }} onClose={() => setGroupOpen(false)} />}
     </aside>
   );

@@ -25,6 +25,7 @@ import type {
   ClientFrame,
   Conversation,
   ConversationId,
+  Me,
   Message,
   MessageId,
   SearchPage,
@@ -451,6 +452,15 @@ export class ChatStore {
   }
 
   // ---- conversations and people ----
+
+  /** What I chose about the training dataset (the operator's default until I choose). */
+  datasetConsent(): Promise<Me> {
+    return this.api.me();
+  }
+
+  setDatasetConsent(allowed: boolean): Promise<Me> {
+    return this.api.updateMe({ dataset_consent: allowed });
+  }
 
   /** Messages matching `q` in my conversations, newest first, the page before `before`. */
   searchMessages(q: string, before?: MessageId, limit?: number): Promise<SearchPage> {

@@ -4,12 +4,14 @@ import type {
   Conversation,
   ConversationId,
   HistoryPage,
+  Me,
   Message,
   MessageId,
   SearchPage,
   SendMessage,
   ServerFrame,
   UpdateConversation,
+  UpdateMe,
   User,
   UserId,
 } from "../protocol";
@@ -117,6 +119,8 @@ type Endpoint = keyof ChatApi;
  * An in-memory ChatApi: the conversations it knows, history pages from a function,
  * and a record of every call (endpoint and arguments) for the tests to check.
  */
+const FAKE_ME = { id: "1", username: "alice", display_name: "Alice" } as unknown as User;
+
 export class FakeApi implements ChatApi {
   calls: Array<{ endpoint: Endpoint; args: unknown[] }> = [];
   readonly conversations = new Map<ConversationId, Conversation>();
@@ -153,9 +157,21 @@ export class FakeApi implements ChatApi {
     return c ? Promise.resolve(c) : Promise.reject(new ApiError(404, "not_found", `no conversation ${id}`));
   }
 
-  me(): Promise<User> {
+  /** What `me` answers: my choice about the dataset, as the server keeps it. */
+  consent: { allowed: boolean; at: string | null } = { allowed: false, at: null };
+
+  me(): Promise<Me> {
     this.record("me");
-    return Promise.reject(new Error("FakeApi.me: the store never asks"));
+    return Promise.resolve(this.meNow());
+  }
+  updateMe(change: UpdateMe): Promise<Me> {
+    this.record("updateMe", change);
+    if (this.refusal) return Promise.reject(this.refusal);
+    this.consent = { allowed: change.dataset_consent, at: new Date(Date.now()).toISOString() };
+    return Promise.resolve(this.meNow());
+  }
+  private meNow(): Me {
+    return { ...FAKE_ME, dataset_consent: this.consent.allowed, dataset_consent_at: this.consent.at };
   }
   searchUsers(query: string): Promise<User[]> {
     this.record("searchUsers", query);

@@ -36,6 +36,8 @@ pub struct AuthSettings {
     pub login_failures_per_account: u32,
     pub login_failures_per_address: u32,
     pub signups_per_minute: u32,
+    /// Whether a user who never chose lets the training dataset use their messages.
+    pub dataset_consent_by_default: bool,
 }
 
 /// What the auth endpoints (and `/me`, user search) use.

@@ -82,7 +82,7 @@ fn api_routes() -> Router<HttpState> {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
-        .route("/me", get(users::me))
+        .route("/me", get(users::me).patch(users::update))
         .route("/users", get(users::search))
         .route(
             "/conversations",

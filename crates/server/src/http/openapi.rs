@@ -44,7 +44,7 @@ use super::{MAX_BODY_BYTES, auth, conversations, messages, ops, users};
     servers((url = "/api/v1")),
     paths(
         auth::signup, auth::login, auth::refresh, auth::logout,
-        users::me, users::search,
+        users::me, users::update, users::search,
         conversations::create, conversations::list, conversations::get_one, conversations::update,
         conversations::add_members, conversations::remove_member,
         messages::history, messages::send, messages::get_one, messages::edit,

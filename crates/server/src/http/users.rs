@@ -1,8 +1,9 @@
-//! `GET /me` and user search.
+//! `GET` and `PATCH /me`, and user search.
 
 use axum::extract::State;
-use chat_protocol::ErrorCode;
-use chat_protocol::http::{User, UserSearch};
+use chat_protocol::http::{Me, UpdateMe, User, UserSearch};
+use chat_protocol::{ErrorCode, UserId};
+use chrono::Utc;
 
 use super::auth::AuthState;
 use super::{AuthUser, Json, Query};
@@ -11,14 +12,39 @@ use crate::error::{AppError, AppResult};
 const SEARCH_LIMIT: u32 = 20;
 
 #[utoipa::path(get, path = "/me", tag = "users", operation_id = "me", security(("bearer" = [])),
-    responses((status = 200, body = User, description = "the caller")))]
-pub async fn me(State(auth): State<AuthState>, AuthUser(me): AuthUser) -> AppResult<Json<User>> {
+    responses((status = 200, body = Me, description = "the caller, with their choices")))]
+pub async fn me(State(auth): State<AuthState>, AuthUser(me): AuthUser) -> AppResult<Json<Me>> {
+    Ok(Json(me_of(&auth, me).await?))
+}
+
+#[utoipa::path(patch, path = "/me", tag = "users", operation_id = "update_me", security(("bearer" = [])),
+    request_body = UpdateMe,
+    responses((status = 200, body = Me, description = "the caller, with the choice recorded")))]
+pub async fn update(
+    State(auth): State<AuthState>,
+    AuthUser(me): AuthUser,
+    Json(update): Json<UpdateMe>,
+) -> AppResult<Json<Me>> {
+    auth.users
+        .set_dataset_consent(me, update.dataset_consent, Utc::now())
+        .await?;
+    Ok(Json(me_of(&auth, me).await?))
+}
+
+async fn me_of(auth: &AuthState, me: UserId) -> AppResult<Me> {
     let user = auth
         .users
         .user(me)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    Ok(Json(user))
+    let latest = auth.users.dataset_consents(&[me]).await?.pop();
+    Ok(Me {
+        id: user.id,
+        username: user.username,
+        display_name: user.display_name,
+        dataset_consent: latest.map_or(auth.settings.dataset_consent_by_default, |c| c.allowed),
+        dataset_consent_at: latest.map(|c| c.at),
+    })
 }
 
 #[utoipa::path(get, path = "/users", tag = "users", operation_id = "search_users", security(("bearer" = [])), params(UserSearch),

@@ -89,6 +89,14 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
+/// A user's choice about the training dataset (DESIGN.md §10), at the time they made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsentChange {
+    pub user_id: UserId,
+    pub allowed: bool,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug)]
 pub struct ConversationRecord {
     pub id: ConversationId,
@@ -127,6 +135,17 @@ pub trait Users: Send + Sync {
     /// Users whose username or display name starts with `prefix` (literally,
     /// case-insensitively), by username.
     async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>>;
+    /// Records `user`'s choice about the training dataset, made at `at` (a second
+    /// choice in the same millisecond replaces the first). Earlier choices are kept:
+    /// the pipeline asks which held when a message was sent.
+    async fn set_dataset_consent(
+        &self,
+        user: UserId,
+        allowed: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Every recorded choice of each of `users`, by user, oldest first.
+    async fn dataset_consents(&self, users: &[UserId]) -> StoreResult<Vec<ConsentChange>>;
 }
 
 #[async_trait]

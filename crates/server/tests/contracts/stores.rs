@@ -23,6 +23,7 @@ crate::contract!(
     ],
     tests: [
         users_are_created_once_and_found_by_literal_prefix,
+        dataset_consents_are_kept_as_a_history,
         a_direct_conversation_is_created_once_per_pair,
         groups_gain_and_lose_members,
         conversations_and_members_are_read_in_one_batch,
@@ -115,6 +116,44 @@ async fn users_are_created_once_and_found_by_literal_prefix(s: &StorePorts) -> a
         HashSet::from([under, alice.id])
     );
     assert!(s.users.users(&[]).await?.is_empty());
+    Ok(())
+}
+
+async fn dataset_consents_are_kept_as_a_history(s: &StorePorts) -> anyhow::Result<()> {
+    let ada = user(s, "consent_ada").await?;
+    let bob = user(s, "consent_bob").await?;
+    let never = user(s, "consent_never").await?;
+    s.users.set_dataset_consent(ada, true, at_ms(1_000)).await?;
+    s.users.set_dataset_consent(bob, true, at_ms(1_500)).await?;
+    s.users
+        .set_dataset_consent(ada, false, at_ms(3_000))
+        .await?;
+    // Two choices in one millisecond: the second stands.
+    s.users.set_dataset_consent(ada, true, at_ms(2_000)).await?;
+    s.users
+        .set_dataset_consent(ada, false, at_ms(2_000))
+        .await?;
+    let history = s.users.dataset_consents(&[ada, bob, never]).await?;
+    let seen: Vec<(UserId, bool, i64)> = history
+        .iter()
+        .map(|c| (c.user_id, c.allowed, c.at.timestamp_millis()))
+        .collect();
+    let mut expected = vec![
+        (ada, true, 1_000),
+        (ada, false, 2_000),
+        (ada, false, 3_000),
+        (bob, true, 1_500),
+    ];
+    expected.sort_by_key(|(user, _, at)| (*user, *at));
+    if seen != expected {
+        bail!("consent history {seen:?}, expected {expected:?}");
+    }
+    if !s.users.dataset_consents(&[never]).await?.is_empty() {
+        bail!("a user who never chose has a choice");
+    }
+    if !s.users.dataset_consents(&[]).await?.is_empty() {
+        bail!("nobody asked for, something returned");
+    }
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use chat_protocol::http::{
     AddMembers, AuthResponse, Conversation, ConversationKind, CreateConversation, HistoryPage,
-    LoginRequest, Message, Readiness, SendMessage, SignupRequest, User,
+    LoginRequest, Me, Message, Readiness, SendMessage, SignupRequest, User,
 };
 use chat_protocol::ws::ClientFrame;
 use chat_protocol::{ConversationId, UserId};
@@ -228,6 +228,91 @@ async fn me_requires_a_bearer_token() {
         .get("/me")
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
+async fn the_dataset_consent_is_the_operators_default_until_the_user_chooses() {
+    let server = chat().start().await;
+    let alice = server.signup("alice").await;
+    let bob = server.signup("bob").await;
+    // opt_in by default: nobody's messages are used until they agree.
+    let me: Me = alice.get("/me").await.expect(StatusCode::OK);
+    assert!(!me.dataset_consent && me.dataset_consent_at.is_none());
+    assert_eq!((me.id, me.username.as_str()), (alice.id(), "alice"));
+
+    let chose: Me = alice
+        .patch("/me", &json!({"dataset_consent": true}))
+        .await
+        .expect(StatusCode::OK);
+    assert!(chose.dataset_consent && chose.dataset_consent_at.is_some());
+    assert_eq!(alice.get("/me").await.expect::<Me>(StatusCode::OK), chose);
+    let withdrew: Me = alice
+        .patch("/me", &json!({"dataset_consent": false}))
+        .await
+        .expect(StatusCode::OK);
+    assert!(!withdrew.dataset_consent);
+    assert!(withdrew.dataset_consent_at >= chose.dataset_consent_at);
+    // Someone else's choice is their own.
+    let bobs: Me = bob.get("/me").await.expect(StatusCode::OK);
+    assert!(!bobs.dataset_consent && bobs.dataset_consent_at.is_none());
+}
+
+#[tokio::test]
+async fn a_malformed_or_anonymous_consent_change_is_refused_and_changes_nothing() {
+    let server = chat().start().await;
+    let alice = server.signup("alice").await;
+    let before: Me = alice
+        .patch("/me", &json!({"dataset_consent": true}))
+        .await
+        .expect(StatusCode::OK);
+    for body in [
+        json!({}),
+        json!({"dataset_consent": "false"}),
+        json!({"dataset_consent": 0}),
+        json!({"dataset_consent": null}),
+        json!({"dataset_consent": false, "display_name": "Mallory"}),
+        json!("false"),
+        json!(false),
+    ] {
+        alice
+            .patch("/me", &body)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+    }
+    let not_json = alice
+        .api
+        .send(
+            "PATCH /me (not JSON)".into(),
+            alice
+                .api
+                .request(reqwest::Method::PATCH, "/me")
+                .header("content-type", "application/json")
+                .body("{\"dataset_consent\": fal"),
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    server
+        .anonymous()
+        .patch("/me", &json!({"dataset_consent": false}))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(alice.get("/me").await.expect::<Me>(StatusCode::OK), before);
+}
+
+#[tokio::test]
+async fn under_opt_out_a_user_who_never_chose_counts_as_allowing() {
+    let server = chat()
+        .env(&[("CHAT_DATASET_CONSENT", "opt_out")])
+        .start()
+        .await;
+    let alice = server.signup("alice").await;
+    let me: Me = alice.get("/me").await.expect(StatusCode::OK);
+    assert!(me.dataset_consent && me.dataset_consent_at.is_none());
+    let no: Me = alice
+        .patch("/me", &json!({"dataset_consent": false}))
+        .await
+        .expect(StatusCode::OK);
+    assert!(!no.dataset_consent);
 }
 
 #[tokio::test]

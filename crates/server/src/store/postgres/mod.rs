@@ -15,14 +15,16 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chat_protocol::http::{ConversationKind, MemberRole, Message, User};
 use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::roster::{Roster, RosterEntry, role_column, role_of};
 use super::{
-    ConversationRecord, Conversations, CreateUserError, Credentials, GroupChangeError, GroupUpdate,
-    MemberRecord, ReadMarkers, Removal, StoreError, StoreResult, Users,
+    ConsentChange, ConversationRecord, Conversations, CreateUserError, Credentials,
+    GroupChangeError, GroupUpdate, MemberRecord, ReadMarkers, Removal, StoreError, StoreResult,
+    Users,
 };
 use crate::database::is_unique_violation;
 use crate::database::postgres::{now_ms, time_of};
@@ -232,6 +234,46 @@ impl Users for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(user_of).collect()
+    }
+
+    async fn set_dataset_consent(
+        &self,
+        user: UserId,
+        allowed: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO dataset_consents (user_id, at_ms, allowed) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id, at_ms) DO UPDATE SET allowed = excluded.allowed",
+        )
+        .bind(user.0)
+        .bind(at.timestamp_millis())
+        .bind(allowed)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn dataset_consents(&self, users: &[UserId]) -> StoreResult<Vec<ConsentChange>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT user_id, at_ms, allowed FROM dataset_consents WHERE user_id = ANY($1)
+             ORDER BY user_id, at_ms",
+        )
+        .bind(ids_of(users, |id| id.0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConsentChange {
+                    user_id: UserId(row.try_get("user_id")?),
+                    allowed: row.try_get("allowed")?,
+                    at: time_of(row.try_get("at_ms")?),
+                })
+            })
+            .collect()
     }
 }
 

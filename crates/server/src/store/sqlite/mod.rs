@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chat_protocol::http::{ConversationKind, MemberRole, Message, User};
 use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::roster::{Roster, RosterEntry, role_column, role_of};
 use super::{
-    ConversationRecord, Conversations, CreateUserError, Credentials, GroupChangeError, GroupUpdate,
-    MemberRecord, ReadMarkers, Removal, StoreResult, Users,
+    ConsentChange, ConversationRecord, Conversations, CreateUserError, Credentials,
+    GroupChangeError, GroupUpdate, MemberRecord, ReadMarkers, Removal, StoreResult, Users,
 };
 use crate::database::is_unique_violation;
 use crate::database::sqlite::{SqlitePools, now_ms, time_of};
@@ -227,6 +228,44 @@ impl Users for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(user_of).collect()
+    }
+
+    async fn set_dataset_consent(
+        &self,
+        user: UserId,
+        allowed: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO dataset_consents (user_id, at_ms, allowed) VALUES (?, ?, ?)
+             ON CONFLICT (user_id, at_ms) DO UPDATE SET allowed = excluded.allowed",
+        )
+        .bind(user.0)
+        .bind(at.timestamp_millis())
+        .bind(allowed)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn dataset_consents(&self, users: &[UserId]) -> StoreResult<Vec<ConsentChange>> {
+        let mut out = Vec::new();
+        for chunk in users.chunks(CHUNK) {
+            let mut query = QueryBuilder::new(
+                "SELECT user_id, at_ms, allowed FROM dataset_consents WHERE user_id IN ",
+            );
+            push_id_list(&mut query, chunk, |id| id.0);
+            for row in query.build().fetch_all(&self.read).await? {
+                out.push(ConsentChange {
+                    user_id: UserId(row.try_get("user_id")?),
+                    allowed: row.try_get("allowed")?,
+                    at: time_of(row.try_get("at_ms")?),
+                });
+            }
+        }
+        out.sort_by_key(|c| (c.user_id, c.at));
+        out.dedup_by_key(|c| (c.user_id, c.at));
+        Ok(out)
     }
 }
 
