@@ -177,9 +177,14 @@ impl Config {
             return Err("CHAT_ACCESS_TOKEN_TTL_SECS must be between 1 and 900".into());
         }
         if let Some(secret) = &self.jwt_secret
-            && secret.len() < 32
+            && secret.len() < crate::auth::MIN_SECRET_BYTES
         {
-            return Err("CHAT_JWT_SECRET must be at least 32 bytes".into());
+            return Err(format!(
+                "CHAT_JWT_SECRET must be at least {} bytes (it has {}); unset it to have \
+                 the embedded mode generate one in the data directory",
+                crate::auth::MIN_SECRET_BYTES,
+                secret.len()
+            ));
         }
         for (name, value) in [
             ("CHAT_SEND_RATE_PER_SEC", self.send_rate_per_sec),
@@ -219,5 +224,42 @@ impl Config {
 
     pub fn auth_timeout(&self) -> Duration {
         Duration::from_millis(self.auth_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{FromArgMatches, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        let matches = <Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(std::iter::once("chat").chain(args.iter().copied()))
+            .unwrap();
+        Cli::from_arg_matches(&matches).unwrap().config
+    }
+
+    #[test]
+    fn an_empty_or_short_jwt_secret_is_refused_at_start() {
+        for short in ["", "x", &"s".repeat(31)] {
+            let error = config(&["--jwt-secret", short]).validate().unwrap_err();
+            assert!(
+                error.contains("CHAT_JWT_SECRET must be at least 32 bytes"),
+                "{error}"
+            );
+        }
+        assert!(
+            config(&["--jwt-secret", &"s".repeat(32)])
+                .validate()
+                .is_ok()
+        );
+        assert!(config(&[]).validate().is_ok());
     }
 }
