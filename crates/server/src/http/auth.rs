@@ -56,7 +56,7 @@ pub struct AuthState {
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", operation_id = "signup", request_body = SignupRequest,
     responses((status = 201, body = AuthResponse, description = "signed up and logged in",
                headers(("set-cookie" = String, description = "the refresh token: `chat_refresh=…; HttpOnly; SameSite=Strict; Path=/api/v1/auth`"))),
-              (status = 400, body = ErrorBody, description = "- `invalid_username`: not 3 to 32 letters, digits or underscores\n- `invalid_password`: not 8 to 128 characters"),
+              (status = 400, body = ErrorBody, description = "- `invalid_username`: not 3 to 32 letters, digits or underscores\n- `invalid_password`: not 8 to 128 characters\n- `invalid_input`: a display name that is long, holds control or bidirectional-control characters, or has nothing visible"),
               (status = 409, body = ErrorBody, description = "- `username_taken`: someone has this username"),
               (status = 429, body = ErrorBody, description = "- `rate_limited`: too many sign-ups from this address"),
               (status = 503, body = ErrorBody, description = "- `overloaded`: too many password checks are waiting; see `Retry-After`")))]
