@@ -51,12 +51,16 @@ impl Handler for Persister {
     }
 }
 
-/// An unavailable store is waited for; one that refused the data (or cannot read back
-/// what it holds) will refuse it again, so the event that causes it is isolated.
+/// A store that refuses the data (or cannot read back what it holds) will refuse it
+/// again, so the event that causes it is isolated and skipped. One that is unavailable,
+/// or refuses the statement for a reason of its own (a missing table, a permission),
+/// is waited for: skipping would drop every event until an operator fixed it.
 pub fn store_failure(doing: &str, error: StoreError) -> Failure {
     match error {
-        StoreError::Unavailable(_) => Failure::Retry(format!("{doing}: {error}")),
-        StoreError::Failed(_) | StoreError::Corrupt(_) => {
+        StoreError::Unavailable(_) | StoreError::Failed(_) => {
+            Failure::Retry(format!("{doing}: {error}"))
+        }
+        StoreError::Refused(_) | StoreError::Corrupt(_) => {
             Failure::Refused(format!("{doing}: {error}"))
         }
     }
