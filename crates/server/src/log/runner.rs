@@ -275,3 +275,83 @@ async fn wait(time: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     };
     !stopped && !*shutdown.borrow()
 }
+
+#[cfg(test)]
+mod tests {
+    use chat_protocol::{ConversationId, MessageId, UserId};
+
+    use super::*;
+    use crate::log::{Change, NewEvent};
+
+    fn event(id: i64, body: &str) -> Arc<Event> {
+        let new = NewEvent {
+            conversation_id: ConversationId(1),
+            user_id: UserId(1),
+            client_msg_id: uuid::Uuid::new_v4(),
+            change: Change::Post {
+                body: body.into(),
+                reply_to: None,
+                mentions: Vec::new(),
+            },
+        };
+        Arc::new(new.stamp(MessageId(id), chrono::Utc::now()))
+    }
+
+    /// A store that refuses any batch holding a body with a NUL (all or nothing, as a
+    /// transaction), and is unavailable the first `outages` times it is asked.
+    #[derive(Default)]
+    struct PickyStore {
+        outages: usize,
+        calls: usize,
+        stored: Vec<MessageId>,
+    }
+
+    #[async_trait]
+    impl Handler for PickyStore {
+        async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
+            self.calls += 1;
+            if self.outages > 0 {
+                self.outages -= 1;
+                return Err(Failure::Retry("down".into()));
+            }
+            let refused = batch.iter().any(|e| match e.as_ref() {
+                Event::Message(m) => m.body.contains('\0'),
+                _ => false,
+            });
+            if refused {
+                return Err(Failure::Refused("a NUL in text".into()));
+            }
+            self.stored.extend(batch.iter().map(|e| e.id()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_retried_event_by_event_and_only_the_bad_event_is_skipped() {
+        let (_stop, mut shutdown) = watch::channel(false);
+        let batch: Vec<_> = (1..=5)
+            .map(|i| event(i, if i == 3 { "bad \0" } else { "good" }))
+            .collect();
+        let mut store = PickyStore::default();
+        assert!(handle_until_done("test", &mut store, &batch, &mut shutdown).await);
+        assert_eq!(
+            store.stored,
+            [1, 2, 4, 5].map(MessageId),
+            "every other event is stored, in order"
+        );
+        assert_eq!(store.calls, 1 + 5, "the batch once, then each event once");
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_gets_the_same_batch_again_and_nothing_is_skipped() {
+        let (_stop, mut shutdown) = watch::channel(false);
+        let batch: Vec<_> = (1..=3).map(|i| event(i, "good")).collect();
+        let mut store = PickyStore {
+            outages: 1,
+            ..Default::default()
+        };
+        assert!(handle_until_done("test", &mut store, &batch, &mut shutdown).await);
+        assert_eq!(store.stored, [1, 2, 3].map(MessageId));
+        assert_eq!(store.calls, 2, "the whole batch again after the pause");
+    }
+}
