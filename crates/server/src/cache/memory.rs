@@ -197,15 +197,6 @@ impl RateLimits for MemoryCache {
         }
     }
 
-    async fn exhausted(&self, key: &str, limit: Limit) -> Result<Option<Duration>, CacheError> {
-        let now = Instant::now();
-        let mut buckets = lock(&self.buckets);
-        Ok(buckets.get_mut(key).and_then(|bucket| {
-            bucket.refill(limit, now);
-            (bucket.tokens < 1.0).then(|| bucket.wait_for_one(limit))
-        }))
-    }
-
     async fn refund(&self, key: &str, limit: Limit) -> Result<(), CacheError> {
         let now = Instant::now();
         let mut buckets = lock(&self.buckets);

@@ -47,8 +47,6 @@ impl Limit {
 pub trait RateLimits: Send + Sync {
     /// Takes a token for `key`; when none is left, says how long until one is.
     async fn acquire(&self, key: &str, limit: Limit) -> Result<Result<(), Duration>, CacheError>;
-    /// Like [`acquire`](Self::acquire) but takes nothing: is the bucket empty?
-    async fn exhausted(&self, key: &str, limit: Limit) -> Result<Option<Duration>, CacheError>;
     /// Gives back a token taken by [`acquire`](Self::acquire) for something that did
     /// not count after all (a reserved login attempt that succeeded); never beyond the
     /// burst.

@@ -46,7 +46,6 @@ async fn a_rate_limit_bucket_allows_its_burst_then_says_how_long_to_wait(
         rate_per_sec: 2.0,
         burst: 3.0,
     };
-    assert!(c.limits.exhausted("k", limit).await?.is_none());
     for _ in 0..3 {
         assert_eq!(c.limits.acquire("k", limit).await?, Ok(()));
     }
@@ -55,7 +54,6 @@ async fn a_rate_limit_bucket_allows_its_burst_then_says_how_long_to_wait(
         wait.is_some_and(|wait| wait > Duration::ZERO && wait <= Duration::from_millis(500)),
         "{wait:?}"
     );
-    assert!(c.limits.exhausted("k", limit).await?.is_some());
     assert_eq!(
         c.limits.acquire("other", limit).await?,
         Ok(()),

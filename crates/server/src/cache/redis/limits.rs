@@ -11,8 +11,8 @@ use super::{RedisCache, down};
 use crate::cache::{CacheError, Limit, RateLimits};
 
 /// KEYS[1] holds tokens and the last refill (ms). ARGV: rate per ms, burst, and
-/// `take` (a token, if there is one), `peek` (take nothing) or `give` (one back, up to
-/// the burst). Returns 0 when allowed, else ms to wait.
+/// `take` (a token, if there is one) or `give` (one back, up to the burst). Returns 0
+/// when allowed, else ms to wait.
 static BUCKET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -27,14 +27,12 @@ static BUCKET: LazyLock<Script> = LazyLock::new(|| {
     if mode == 'give' then
         tokens = math.min(burst, tokens + 1)
     elseif tokens >= 1 then
-        if mode == 'take' then tokens = tokens - 1 end
+        tokens = tokens - 1
     else
         wait = math.ceil((1 - tokens) / rate)
     end
-    if mode ~= 'peek' or tokens < burst then
-        redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now_ms)
-        redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
-    end
+    redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now_ms)
+    redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
     return wait
 "#,
     )
@@ -67,10 +65,6 @@ impl RateLimits for RedisCache {
             None => Ok(()),
             Some(wait) => Err(wait),
         })
-    }
-
-    async fn exhausted(&self, key: &str, limit: Limit) -> Result<Option<Duration>, CacheError> {
-        self.bucket(key, limit, "peek").await
     }
 
     async fn refund(&self, key: &str, limit: Limit) -> Result<(), CacheError> {
