@@ -131,8 +131,11 @@ username: string,
  */
 password: string, 
 /**
- * 1 to 64 printable characters (no control characters), not only spaces; the
- * username when absent.
+ * 1 to 64 characters; the username when absent. A name people see: no control
+ * characters (nor line or paragraph separators), no bidirectional overrides,
+ * embeddings, isolates or marks (U+202A to U+202E, U+2066 to U+2069, U+200E,
+ * U+200F, U+061C), and at least one visible character (not only whitespace,
+ * zero-width or other default-ignorable characters). `invalid_input` otherwise.
  */
 display_name?: string, };
 
@@ -148,7 +151,8 @@ export type RefreshResponse = { access_token: string, expires_in: number, };
 
 export type CreateConversation = { "kind": "direct", user_id: UserId, } | { "kind": "group", 
 /**
- * 1 to 100 characters, not only spaces.
+ * 1 to 100 characters, by the rule for every name people see (as a display
+ * name's): no control or bidirectional-control characters, something visible.
  */
 title: string, 
 /**
@@ -164,7 +168,9 @@ user_ids: Array<UserId>, };
 
 export type UpdateConversation = { 
 /**
- * The new title: 1 to 100 characters, not only spaces.
+ * The new title: 1 to 100 characters, by the rule for every name people see
+ * (as a display name's): no control or bidirectional-control characters,
+ * something visible.
  */
 title?: string, 
 /**
@@ -189,7 +195,8 @@ export type SendMessage = {
  */
 client_msg_id: string, 
 /**
- * 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace.
+ * 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace, and no control
+ * character but newline, tab and carriage return (`invalid_input`).
  */
 body: string, 
 /**
@@ -199,7 +206,8 @@ reply_to?: MessageId, };
 
 export type EditMessage = { client_msg_id: string, 
 /**
- * 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace.
+ * 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace, and no control
+ * character but newline, tab and carriage return (`invalid_input`).
  */
 body: string, };
 

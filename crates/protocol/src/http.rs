@@ -164,14 +164,17 @@ pub struct SignupRequest {
     /// 8 to 128 characters.
     #[schema(min_length = 8, max_length = 128)]
     pub password: String,
-    /// 1 to 64 printable characters (no control characters), not only spaces; the
-    /// username when absent.
+    /// 1 to 64 characters; the username when absent. A name people see: no control
+    /// characters (nor line or paragraph separators), no bidirectional overrides,
+    /// embeddings, isolates or marks (U+202A to U+202E, U+2066 to U+2069, U+200E,
+    /// U+200F, U+061C), and at least one visible character (not only whitespace,
+    /// zero-width or other default-ignorable characters). `invalid_input` otherwise.
     #[serde(default)]
     #[ts(optional)]
     #[schema(
         min_length = 1,
         max_length = 64,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\u00ad\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b-\\u200f\\u2060-\\u206f\\u2800\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0\\ufff0-\\ufff8][^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
     )]
     pub display_name: Option<String>,
 }
@@ -214,8 +217,13 @@ pub enum CreateConversation {
     Direct { user_id: UserId },
     /// A group of the caller and `member_ids`.
     Group {
-        /// 1 to 100 characters, not only spaces.
-        #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+        /// 1 to 100 characters, by the rule for every name people see (as a display
+        /// name's): no control or bidirectional-control characters, something visible.
+        #[schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\u00ad\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b-\\u200f\\u2060-\\u206f\\u2800\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0\\ufff0-\\ufff8][^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+        )]
         title: String,
         /// The other members: at most 999 (a group has at most 1,000).
         #[schema(max_items = 999)]
@@ -239,10 +247,16 @@ pub struct AddMembers {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"title": "Difference engines"}))]
 pub struct UpdateConversation {
-    /// The new title: 1 to 100 characters, not only spaces.
+    /// The new title: 1 to 100 characters, by the rule for every name people see
+    /// (as a display name's): no control or bidirectional-control characters,
+    /// something visible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*[^\\s\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\u00ad\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b-\\u200f\\u2060-\\u206f\\u2800\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0\\ufff0-\\ufff8][^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    )]
     pub title: Option<String>,
     /// Members to make admins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -286,8 +300,13 @@ pub struct SendMessage {
     /// The sender's idempotency key: a retry with the same key posts nothing new.
     #[ts(type = "string")]
     pub client_msg_id: Uuid,
-    /// 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace.
-    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
+    /// 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace, and no control
+    /// character but newline, tab and carriage return (`invalid_input`).
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub body: String,
     /// A message of the same conversation this one answers.
     #[serde(default)]
@@ -301,8 +320,13 @@ pub struct SendMessage {
 pub struct EditMessage {
     #[ts(type = "string")]
     pub client_msg_id: Uuid,
-    /// 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace.
-    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
+    /// 1 to 4,000 characters (`MAX_BODY_CHARS`), not only whitespace, and no control
+    /// character but newline, tab and carriage return (`invalid_input`).
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub body: String,
 }
 

@@ -617,8 +617,15 @@ fn describe_metrics() {
         "chat_send_latency_seconds",
         "send received to durable acknowledgement"
     );
+    metrics::describe_counter!(
+        crate::log::runner::SKIPPED_METRIC,
+        "log events a consumer skipped because its store refused them for good"
+    );
     // Register the series so they show before the first message.
     metrics::gauge!("chat_connections").set(0.0);
+    for consumer in [crate::persister::GROUP, crate::indexer::GROUP] {
+        metrics::counter!(crate::log::runner::SKIPPED_METRIC, "consumer" => consumer).increment(0);
+    }
     metrics::counter!("chat_messages_sent_total").increment(0);
     metrics::counter!("chat_messages_delivered_total").increment(0);
 }

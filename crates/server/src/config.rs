@@ -216,8 +216,13 @@ impl Config {
             return Err("CHAT_ACCESS_TOKEN_TTL_SECS must be between 1 and 900".into());
         }
         if let Some(secret) = &self.jwt_secret {
-            if secret.len() < 32 {
-                return Err("CHAT_JWT_SECRET must be at least 32 bytes".into());
+            if secret.len() < crate::auth::MIN_SECRET_BYTES {
+                return Err(format!(
+                    "CHAT_JWT_SECRET must be at least {} bytes (it has {}); unset it to have \
+                     the embedded mode generate one in the data directory",
+                    crate::auth::MIN_SECRET_BYTES,
+                    secret.len()
+                ));
             }
             if is_placeholder(secret) {
                 return Err(
@@ -270,7 +275,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
+    use clap::{FromArgMatches, Parser};
 
     use super::*;
 
@@ -281,10 +286,7 @@ mod tests {
     }
 
     fn with_secret(secret: &str) -> Result<(), String> {
-        Cli::try_parse_from(["chat", "--jwt-secret", secret])
-            .map_err(|e| e.to_string())?
-            .config
-            .validate()
+        config(&["--jwt-secret", secret]).validate()
     }
 
     #[test]
@@ -305,5 +307,29 @@ mod tests {
             let refused = with_secret(placeholder).expect_err(placeholder);
             assert!(refused.contains("placeholder"), "{refused}");
         }
+    }
+
+    fn config(args: &[&str]) -> Config {
+        let matches = <Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(std::iter::once("chat").chain(args.iter().copied()))
+            .unwrap();
+        Cli::from_arg_matches(&matches).unwrap().config
+    }
+
+    #[test]
+    fn an_empty_or_short_jwt_secret_is_refused_at_start() {
+        for short in ["", "x", &"s".repeat(31)] {
+            let error = config(&["--jwt-secret", short]).validate().unwrap_err();
+            assert!(
+                error.contains("CHAT_JWT_SECRET must be at least 32 bytes"),
+                "{error}"
+            );
+        }
+        assert!(
+            config(&["--jwt-secret", &"s".repeat(32)])
+                .validate()
+                .is_ok()
+        );
+        assert!(config(&[]).validate().is_ok());
     }
 }

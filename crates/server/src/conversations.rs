@@ -31,6 +31,7 @@ use crate::store::{
     ActivityQuery, ConversationRecord, Conversations, GroupChangeError, GroupUpdate, MemberRecord,
     MessageStore, Users,
 };
+use crate::text;
 
 pub const MAX_GROUP_MEMBERS: usize = 1_000;
 pub const MAX_TITLE_CHARS: usize = 100;
@@ -415,13 +416,8 @@ fn distinct_users(list: Option<&[UserId]>, field: &str) -> AppResult<Vec<UserId>
     Ok(list.iter().copied().filter(|u| seen.insert(*u)).collect())
 }
 
+/// 1 to [`MAX_TITLE_CHARS`] characters, by the rule for every name people see
+/// ([`text::check_name`]).
 fn check_title(title: &str) -> AppResult<String> {
-    let title = title.trim();
-    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
-        return Err(AppError::invalid(
-            ErrorCode::InvalidInput,
-            format!("a group title has 1 to {MAX_TITLE_CHARS} characters"),
-        ));
-    }
-    Ok(title.to_owned())
+    text::check_name("a group title", title, MAX_TITLE_CHARS)
 }

@@ -151,7 +151,9 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable("the database"),
-            StoreError::Corrupt(_) | StoreError::Failed(_) => Self::internal(error),
+            StoreError::Corrupt(_) | StoreError::Refused(_) | StoreError::Failed(_) => {
+                Self::internal(error)
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chat_protocol::events::Event;
 
 use crate::hub::{Hub, encode_event};
-use crate::log::runner::{self, Handler, Retry, Start};
+use crate::log::runner::{self, Failure, Handler, Start};
 use crate::membership::Members;
 
 /// Recent late events, kept for twice the log's reorder window.
@@ -103,7 +103,7 @@ pub struct FanOut {
 
 #[async_trait]
 impl Handler for FanOut {
-    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Retry> {
+    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
         for event in batch {
             self.late.observe(event);
             self.deliver_to_local_members(event).await;

@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_protocol::events::Event;
 
-use crate::log::runner::{self, Handler, Retry, Start};
+use crate::log::runner::{self, Failure, Handler, Start};
+use crate::persister::store_failure;
 use crate::store::SearchIndex;
 
 pub const GROUP: &str = "search";
@@ -31,10 +32,10 @@ pub struct Indexer {
 
 #[async_trait]
 impl Handler for Indexer {
-    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Retry> {
+    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
         self.index
             .index(batch)
             .await
-            .map_err(|error| Retry(format!("indexing for search: {error}")))
+            .map_err(|error| store_failure("indexing for search", error))
     }
 }

@@ -28,3 +28,4 @@ pub mod send;
 pub mod sessions;
 pub mod snowflake;
 pub mod store;
+pub mod text;

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chat_protocol::events::Event;
 
 use crate::log::MessageLog;
-use crate::log::runner::{self, Handler, Retry, Start};
-use crate::store::MessageStore;
+use crate::log::runner::{self, Failure, Handler, Start};
+use crate::store::{MessageStore, StoreError};
 
 pub const GROUP: &str = "persister";
 
@@ -33,11 +33,11 @@ pub struct Persister {
 
 #[async_trait]
 impl Handler for Persister {
-    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Retry> {
+    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
         self.store
             .apply(batch)
             .await
-            .map_err(|error| Retry(format!("storing history: {error}")))?;
+            .map_err(|error| store_failure("storing history", error))?;
         let deleted: Vec<_> = batch
             .iter()
             .filter_map(|e| match e.as_ref() {
@@ -45,10 +45,24 @@ impl Handler for Persister {
                 _ => None,
             })
             .collect();
-        self.log
-            .redact(&deleted)
-            .await
-            .map_err(|error| Retry(format!("redacting deleted messages in the log: {error}")))
+        self.log.redact(&deleted).await.map_err(|error| {
+            Failure::Retry(format!("redacting deleted messages in the log: {error}"))
+        })
+    }
+}
+
+/// A store that refuses the data (or cannot read back what it holds) will refuse it
+/// again, so the event that causes it is isolated and skipped. One that is unavailable,
+/// or refuses the statement for a reason of its own (a missing table, a permission),
+/// is waited for: skipping would drop every event until an operator fixed it.
+pub fn store_failure(doing: &str, error: StoreError) -> Failure {
+    match error {
+        StoreError::Unavailable(_) | StoreError::Failed(_) => {
+            Failure::Retry(format!("{doing}: {error}"))
+        }
+        StoreError::Refused(_) | StoreError::Corrupt(_) => {
+            Failure::Refused(format!("{doing}: {error}"))
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //!
 //! Nothing is acknowledged before the log accepted it; a refused or failed change
 //! releases the idempotency claim, so the client's retry (same `client_msg_id`) is
-//! judged afresh. The checks read history, which may lag the log by a moment: the
+//! judged afresh. Each change runs in a task of its own, so one whose caller went
+//! away still ends by completing or releasing its claim. The checks read history, which may lag the log by a moment: the
 //! persister applies the same rules again (no change to a deleted message, no older
 //! edit over a newer one), so a race between two changes cannot undo either.
 
@@ -21,6 +22,7 @@ use chat_protocol::http::Message;
 use chat_protocol::{
     ConversationId, ErrorCode, MAX_BODY_CHARS, MAX_REACTIONS_PER_MESSAGE, MessageId, UserId,
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cache::{Claim, Limit, RateLimits, SendKeys, SentMessage};
@@ -29,6 +31,7 @@ use crate::log::{Change, MessageLog, NewEvent};
 use crate::membership::Members;
 use crate::persister::caught_up;
 use crate::store::{Conversations, MessageStore, Users};
+use crate::text;
 
 /// How long a change waits for the message it touches to reach history.
 const TARGET_WAIT: Duration = Duration::from_secs(2);
@@ -84,8 +87,87 @@ pub struct SendService {
 
 impl SendService {
     /// Posts a message.
-    #[tracing::instrument(name = "send", skip_all, fields(user = %sender, conversation = %conversation_id))]
     pub async fn send(
+        self: &Arc<Self>,
+        sender: UserId,
+        conversation_id: ConversationId,
+        client_msg_id: Uuid,
+        body: String,
+        reply_to: Option<MessageId>,
+    ) -> AppResult<Sent> {
+        self.to_the_end(move |this| async move {
+            this.post(sender, conversation_id, client_msg_id, body, reply_to)
+                .await
+        })
+        .await
+    }
+
+    /// Changes the body of one's own message.
+    pub async fn edit(
+        self: &Arc<Self>,
+        user: UserId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        client_msg_id: Uuid,
+        body: String,
+    ) -> AppResult<Sent> {
+        self.to_the_end(move |this| async move {
+            this.change_body(user, conversation_id, message_id, client_msg_id, body)
+                .await
+        })
+        .await
+    }
+
+    /// Deletes one's own message, or any message of a group one administers.
+    pub async fn delete(
+        self: &Arc<Self>,
+        user: UserId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        client_msg_id: Uuid,
+    ) -> AppResult<Sent> {
+        self.to_the_end(move |this| async move {
+            this.remove(user, conversation_id, message_id, client_msg_id)
+                .await
+        })
+        .await
+    }
+
+    /// Turns the caller's reaction with `emoji` on or off.
+    pub async fn react(
+        self: &Arc<Self>,
+        user: UserId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        client_msg_id: Uuid,
+        emoji: String,
+        on: bool,
+    ) -> AppResult<Sent> {
+        self.to_the_end(move |this| async move {
+            this.toggle_reaction(user, conversation_id, message_id, client_msg_id, emoji, on)
+                .await
+        })
+        .await
+    }
+
+    /// Runs a change in a task of its own and waits for it. A change, once it
+    /// reached here, runs to its end even when its caller goes away (an HTTP client
+    /// that disconnects mid-request, a closing socket): its idempotency claim is
+    /// always completed or released, so the client's retry gets the stored result,
+    /// never `send_in_progress` for as long as a claim lives.
+    async fn to_the_end<F>(self: &Arc<Self>, change: impl FnOnce(Arc<Self>) -> F) -> AppResult<Sent>
+    where
+        F: Future<Output = AppResult<Sent>> + Send + 'static,
+    {
+        let task = tokio::spawn(change(Arc::clone(self)).in_current_span());
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(error) => Err(AppError::Internal(format!("a change failed: {error}"))),
+        }
+    }
+
+    #[tracing::instrument(name = "send", skip_all, fields(user = %sender, conversation = %conversation_id))]
+    async fn post(
         &self,
         sender: UserId,
         conversation_id: ConversationId,
@@ -109,9 +191,8 @@ impl SendService {
             .await
     }
 
-    /// Changes the body of one's own message.
-    #[tracing::instrument(skip_all, fields(user = %user, conversation = %conversation_id, message = %message_id))]
-    pub async fn edit(
+    #[tracing::instrument(name = "edit", skip_all, fields(user = %user, conversation = %conversation_id, message = %message_id))]
+    async fn change_body(
         &self,
         user: UserId,
         conversation_id: ConversationId,
@@ -140,9 +221,8 @@ impl SendService {
             .await
     }
 
-    /// Deletes one's own message, or any message of a group one administers.
-    #[tracing::instrument(skip_all, fields(user = %user, conversation = %conversation_id, message = %message_id))]
-    pub async fn delete(
+    #[tracing::instrument(name = "delete", skip_all, fields(user = %user, conversation = %conversation_id, message = %message_id))]
+    async fn remove(
         &self,
         user: UserId,
         conversation_id: ConversationId,
@@ -164,9 +244,8 @@ impl SendService {
             .await
     }
 
-    /// Turns the caller's reaction with `emoji` on or off.
-    #[tracing::instrument(skip_all, fields(user = %user, conversation = %conversation_id, message = %message_id))]
-    pub async fn react(
+    #[tracing::instrument(name = "react", skip_all, fields(user = %user, conversation = %conversation_id, message = %message_id))]
+    async fn toggle_reaction(
         &self,
         user: UserId,
         conversation_id: ConversationId,
@@ -345,9 +424,11 @@ fn live(message: &Message) -> AppResult<()> {
     Ok(())
 }
 
-/// A body must have something besides whitespace and at most [`MAX_BODY_CHARS`]
-/// characters.
+/// A body must have something besides whitespace, at most [`MAX_BODY_CHARS`]
+/// characters and no control character but newline, tab and carriage return
+/// ([`text::check_body_characters`]).
 pub fn check_body(body: &str) -> AppResult<()> {
+    text::check_body_characters(body)?;
     if body.trim().is_empty() {
         return Err(AppError::invalid(
             ErrorCode::EmptyBody,

@@ -96,6 +96,9 @@ pub fn refresh_token_hash(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The shortest signing secret accepted, in bytes: HS256's own key size.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// Why the signing secret could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -103,30 +106,68 @@ pub enum SecretError {
     Io(#[from] std::io::Error),
     #[error("the secret file is not base64: {0}")]
     Encoding(#[from] base64::DecodeError),
+    #[error(
+        "the secret file {path} holds {bytes} bytes, fewer than {MIN_SECRET_BYTES}; \
+         delete it to have a new one generated (which signs out everyone)"
+    )]
+    TooShort { path: String, bytes: usize },
 }
 
 /// Loads the signing secret from `data_dir/jwt_secret`, creating it (owner-only) on
-/// first start so tokens stay valid across restarts.
+/// first start so tokens stay valid across restarts. It is written to a temporary
+/// file (mode 0600), synced, then renamed into place, so a crash while writing leaves
+/// either no file (a new secret next start) or the whole one, never an empty or
+/// partial secret. A file that holds fewer than [`MIN_SECRET_BYTES`] is refused.
 pub fn load_or_create_secret(data_dir: &std::path::Path) -> Result<Vec<u8>, SecretError> {
     let path = data_dir.join("jwt_secret");
     match std::fs::read_to_string(&path) {
-        Ok(existing) => Ok(URL_SAFE_NO_PAD.decode(existing.trim())?),
+        Ok(existing) => {
+            let secret = URL_SAFE_NO_PAD.decode(existing.trim())?;
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(SecretError::TooShort {
+                    path: path.display().to_string(),
+                    bytes: secret.len(),
+                });
+            }
+            Ok(secret)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
-            let mut secret = [0u8; 32];
+            let mut secret = [0u8; MIN_SECRET_BYTES];
             rand::rngs::OsRng.fill_bytes(&mut secret);
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            use std::io::Write;
-            options
-                .open(&path)?
-                .write_all(URL_SAFE_NO_PAD.encode(secret).as_bytes())?;
+            write_atomically(data_dir, &path, URL_SAFE_NO_PAD.encode(secret).as_bytes())?;
             Ok(secret.to_vec())
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Writes `contents` to `path` through a fresh owner-only temporary file in `dir`,
+/// synced before the rename and the directory synced after it.
+fn write_atomically(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    contents: &[u8],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = dir.join(format!(".jwt_secret.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = (|| {
+        let mut file = options.open(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -184,6 +225,46 @@ mod tests {
         );
         assert!(tokens.verify(&unsigned).is_err());
         assert!(tokens.verify("garbage").is_err());
+    }
+
+    #[test]
+    fn a_generated_secret_is_owner_only_and_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let first = load_or_create_secret(&data).unwrap();
+        assert_eq!(first.len(), MIN_SECRET_BYTES);
+        assert_eq!(load_or_create_secret(&data).unwrap(), first);
+        let names: Vec<_> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["jwt_secret"], "no temporary file is left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(data.join("jwt_secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn an_empty_or_short_secret_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for contents in [
+            "",
+            "\n",
+            &URL_SAFE_NO_PAD.encode([7u8; MIN_SECRET_BYTES - 1]),
+        ] {
+            std::fs::write(dir.path().join("jwt_secret"), contents).unwrap();
+            let error = load_or_create_secret(dir.path()).unwrap_err();
+            assert!(
+                matches!(error, SecretError::TooShort { .. }),
+                "{contents:?}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -47,8 +47,10 @@ impl Limit {
 pub trait RateLimits: Send + Sync {
     /// Takes a token for `key`; when none is left, says how long until one is.
     async fn acquire(&self, key: &str, limit: Limit) -> Result<Result<(), Duration>, CacheError>;
-    /// Like [`acquire`](Self::acquire) but takes nothing: is the bucket empty?
-    async fn exhausted(&self, key: &str, limit: Limit) -> Result<Option<Duration>, CacheError>;
+    /// Gives back a token taken by [`acquire`](Self::acquire) for something that did
+    /// not count after all (a reserved login attempt that succeeded); never beyond the
+    /// burst.
+    async fn refund(&self, key: &str, limit: Limit) -> Result<(), CacheError>;
 }
 
 /// What an earlier send (or edit, deletion, reaction) with the same (sender,

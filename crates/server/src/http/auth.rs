@@ -23,9 +23,11 @@ use crate::cache::{Limit, RateLimits};
 use crate::error::{AppError, AppResult};
 use crate::sessions::{SessionError, Sessions};
 use crate::store::{CreateUserError, Users};
+use crate::text;
 
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 const COOKIE_PATH: &str = "/api/v1/auth";
+const MAX_DISPLAY_NAME_CHARS: usize = 64;
 
 /// How sign-up, login and sessions behave, from the configuration.
 #[derive(Clone, Debug)]
@@ -56,7 +58,7 @@ pub struct AuthState {
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", operation_id = "signup", request_body = SignupRequest,
     responses((status = 201, body = AuthResponse, description = "signed up and logged in",
                headers(("set-cookie" = String, description = "the refresh token: `chat_refresh=…; HttpOnly; SameSite=Strict; Path=/api/v1/auth`"))),
-              (status = 400, body = ErrorBody, description = "- `invalid_username`: not 3 to 32 letters, digits or underscores\n- `invalid_password`: not 8 to 128 characters"),
+              (status = 400, body = ErrorBody, description = "- `invalid_username`: not 3 to 32 letters, digits or underscores\n- `invalid_password`: not 8 to 128 characters\n- `invalid_input`: a display name that is long, holds control or bidirectional-control characters, or has nothing visible"),
               (status = 409, body = ErrorBody, description = "- `username_taken`: someone has this username"),
               (status = 429, body = ErrorBody, description = "- `rate_limited`: too many sign-ups from this address"),
               (status = 503, body = ErrorBody, description = "- `overloaded`: too many password checks are waiting; see `Retry-After`")))]
@@ -118,35 +120,69 @@ pub async fn login(
     let address_key = format!("login:addr:{addr}");
     let account_limit = Limit::per_window(auth.settings.login_failures_per_account, LOGIN_WINDOW);
     let address_limit = Limit::per_window(auth.settings.login_failures_per_address, LOGIN_WINDOW);
-    for (key, limit) in [(&account_key, account_limit), (&address_key, address_limit)] {
-        if let Some(retry_after) = auth.limits.exhausted(key, limit).await? {
-            return Err(AppError::RateLimited {
-                code: ErrorCode::TooManyAttempts,
-                message: "too many failed logins; wait before trying again".into(),
-                retry_after,
-            });
+    let attempt = [(account_key, account_limit), (address_key, address_limit)];
+    reserve_attempt(&auth, &attempt).await?;
+    let credentials = match auth.users.credentials(&username).await {
+        Ok(credentials) => credentials,
+        Err(error) => {
+            refund_attempt(&auth, &attempt).await;
+            return Err(error.into());
         }
-    }
-    let credentials = auth.users.credentials(&username).await?;
-    let valid = match &credentials {
+    };
+    let checked = match &credentials {
         Some(c) => {
             auth.passwords
                 .verify(request.password, c.password_hash.clone())
-                .await?
+                .await
         }
-        None => auth.passwords.verify_dummy(request.password).await?,
+        None => auth.passwords.verify_dummy(request.password).await,
+    };
+    let valid = match checked {
+        Ok(valid) => valid,
+        Err(error) => {
+            // Not checked (the hashing pool is full): not a failed attempt either.
+            refund_attempt(&auth, &attempt).await;
+            return Err(error.into());
+        }
     };
     let Some(credentials) = credentials.filter(|_| valid) else {
-        for (key, limit) in [(&account_key, account_limit), (&address_key, address_limit)] {
-            if let Err(error) = auth.limits.acquire(key, limit).await {
-                tracing::warn!(%error, "a failed login was not counted: the cache is down");
-            }
-        }
         tracing::info!(%addr, "failed login");
         return Err(AppError::InvalidCredentials);
     };
+    refund_attempt(&auth, &attempt).await;
     let (jar, body) = start_session(&auth, jar, credentials.user).await?;
     Ok((jar, Json(body)))
+}
+
+/// Takes one attempt from each of the login's buckets (the account's, then the
+/// address's) before the password is checked, atomically in the cache, so parallel
+/// guesses cannot all pass one check before any is counted. Refused (429) when a
+/// bucket is empty; what was taken for a refused attempt is given back.
+async fn reserve_attempt(auth: &AuthState, attempt: &[(String, Limit)]) -> AppResult<()> {
+    for (taken, (key, limit)) in attempt.iter().enumerate() {
+        let refused = match auth.limits.acquire(key, *limit).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(retry_after)) => AppError::RateLimited {
+                code: ErrorCode::TooManyAttempts,
+                message: "too many failed logins; wait before trying again".into(),
+                retry_after,
+            },
+            Err(error) => error.into(),
+        };
+        refund_attempt(auth, &attempt[..taken]).await;
+        return Err(refused);
+    }
+    Ok(())
+}
+
+/// Gives back a reserved attempt that did not fail: a successful login, or one
+/// whose password could not be checked.
+async fn refund_attempt(auth: &AuthState, attempt: &[(String, Limit)]) {
+    for (key, limit) in attempt {
+        if let Err(error) = auth.limits.refund(key, *limit).await {
+            tracing::warn!(%error, "a login attempt was not given back: the cache is down");
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refresh",
@@ -289,16 +325,9 @@ pub fn check_password(password: &str) -> AppResult<()> {
     }
 }
 
+/// 1 to 64 characters, by the rule for every name people see ([`text::check_name`]).
 pub fn check_display_name(name: &str) -> AppResult<String> {
-    let name = name.trim();
-    if (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control) {
-        Ok(name.to_owned())
-    } else {
-        Err(AppError::invalid(
-            ErrorCode::InvalidInput,
-            "a display name has 1 to 64 printable characters",
-        ))
-    }
+    text::check_name("a display name", name, MAX_DISPLAY_NAME_CHARS)
 }
 
 #[cfg(test)]
@@ -331,5 +360,7 @@ mod tests {
         assert_eq!(check_display_name("  Ada L. ").unwrap(), "Ada L.");
         assert!(check_display_name("bell\u{7}").is_err());
         assert!(check_display_name(" ").is_err());
+        assert!(check_display_name("Admin\u{202e}gnp.exe").is_err());
+        assert!(check_display_name("\u{200b}\u{2060}").is_err());
     }
 }

@@ -18,7 +18,7 @@ type Service = State<Arc<ConversationService>>;
 #[utoipa::path(post, path = "/conversations", tag = "conversations", operation_id = "create_conversation",
     security(("bearer" = [])), request_body = CreateConversation,
     responses((status = 201, body = Conversation, description = "created, or the existing direct conversation"),
-              (status = 400, body = ErrorBody, description = "- `invalid_input`: a blank or long title, too many members"),
+              (status = 400, body = ErrorBody, description = "- `invalid_input`: a long title, one with control or bidirectional-control characters or nothing visible, too many members"),
               (status = 404, body = ErrorBody, description = "- `not_found`: a user to add does not exist")))]
 pub async fn create(
     State(service): Service,
@@ -58,7 +58,7 @@ pub async fn get_one(
 #[utoipa::path(patch, path = "/conversations/{id}", tag = "conversations", operation_id = "update_conversation",
     security(("bearer" = [])), params(("id" = ConversationId, Path)), request_body = UpdateConversation,
     responses((status = 200, body = Conversation, description = "renamed and roles changed; every member is sent the new conversation"),
-              (status = 400, body = ErrorBody, description = "- `invalid_input`: nothing to change, a bad title, a user in both lists\n- `not_a_group`: a direct conversation\n- `not_a_member`: a user who is no member"),
+              (status = 400, body = ErrorBody, description = "- `invalid_input`: nothing to change, a bad title (long, control or bidirectional-control characters, nothing visible), a user in both lists\n- `not_a_group`: a direct conversation\n- `not_a_member`: a user who is no member"),
               (status = 403, body = ErrorBody, description = "- `not_admin`: the caller is not an admin"),
               (status = 409, body = ErrorBody, description = "- `last_admin`: no admin would remain")))]
 pub async fn update(

@@ -73,7 +73,7 @@ pub async fn history(
     security(("bearer" = [])), params(("id" = ConversationId, Path)), request_body = SendMessage,
     responses((status = 201, body = Message, description = "durably accepted"),
               (status = 200, body = Message, description = "a retry of an accepted send (same `client_msg_id`): the same message"),
-              (status = 400, body = ErrorBody, description = "- `empty_body`: nothing but whitespace\n- `body_too_long`: more than 4,000 characters\n- `invalid_reply`: `reply_to` is not a message of this conversation"),
+              (status = 400, body = ErrorBody, description = "- `empty_body`: nothing but whitespace\n- `body_too_long`: more than 4,000 characters\n- `invalid_input`: a control character other than newline, tab or carriage return\n- `invalid_reply`: `reply_to` is not a message of this conversation"),
               (status = 409, body = ErrorBody, description = "- `message_deleted`: replying to a deleted message\n- `send_in_progress`: the same `client_msg_id` is still being appended"),
               (status = 429, body = ErrorBody, description = "- `rate_limited`: too many messages; wait `Retry-After` seconds")))]
 pub async fn send(
@@ -119,7 +119,7 @@ pub async fn get_one(
     security(("bearer" = [])), params(("id" = ConversationId, Path), ("message_id" = MessageId, Path)),
     request_body = EditMessage,
     responses((status = 200, body = Message, description = "edited (or a retry of the same edit): the message as it is now"),
-              (status = 400, body = ErrorBody, description = "- `empty_body`: nothing but whitespace\n- `body_too_long`: more than 4,000 characters"),
+              (status = 400, body = ErrorBody, description = "- `empty_body`: nothing but whitespace\n- `body_too_long`: more than 4,000 characters\n- `invalid_input`: a control character other than newline, tab or carriage return"),
               (status = 403, body = ErrorBody, description = "- `not_author`: only the author edits a message"),
               (status = 409, body = ErrorBody, description = "- `message_deleted`: the message was deleted\n- `send_in_progress`: the same `client_msg_id` is still being appended"),
               (status = 429, body = ErrorBody, description = "- `rate_limited`: too many changes; wait `Retry-After` seconds")))]

@@ -88,16 +88,30 @@ fn unavailable(error: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(error.to_string())
 }
 
+/// The topic's `min.insync.replicas` for a replication factor, when it is set: with
+/// three replicas or more, `acks=all` then means at least two brokers hold each
+/// acknowledged record, so losing one broker loses nothing acknowledged (and a
+/// partition down to its last replica refuses writes rather than risk them). Below
+/// three it stays the broker's default (1): two replicas requiring two would stop
+/// every send while one broker is down.
+fn min_insync_replicas(replication: i32) -> Option<&'static str> {
+    (replication >= 3).then_some("2")
+}
+
 impl KafkaLog {
-    /// Connects, creating the topic if it is missing.
+    /// Connects, creating the topic if it is missing (a topic that exists is left as
+    /// it is: change its settings with Kafka's own tools).
     pub async fn open(settings: KafkaSettings, ids: Arc<Snowflake>) -> Result<Self, LogError> {
         let admin: AdminClient<DefaultClientContext> =
             client_config(&settings).create().map_err(unavailable)?;
-        let topic = NewTopic::new(
+        let mut topic = NewTopic::new(
             &settings.topic,
             settings.partitions,
             TopicReplication::Fixed(settings.replication),
         );
+        if let Some(min_insync) = min_insync_replicas(settings.replication) {
+            topic = topic.set("min.insync.replicas", min_insync);
+        }
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let created = admin
             .create_topics([&topic], &options)
@@ -579,6 +593,14 @@ mod tests {
             arrival(Some(9), 12, Some((5, start)), gave_up),
             Arrival::ReadAgain { missing: 9 }
         );
+    }
+
+    #[test]
+    fn three_replicas_or_more_require_two_in_sync() {
+        assert_eq!(min_insync_replicas(1), None);
+        assert_eq!(min_insync_replicas(2), None);
+        assert_eq!(min_insync_replicas(3), Some("2"));
+        assert_eq!(min_insync_replicas(5), Some("2"));
     }
 
     /// Against a real broker (tansu, `CHAT_TEST_TANSU`): a consumer that expects an

@@ -4,6 +4,13 @@
 //! process, committing a group's position only after the batch is processed,
 //! rejoining a group that stalls, and stopping at shutdown), so a new consumer is a
 //! handler, not a copy of this loop.
+//!
+//! A handler tells a store that is unavailable ([`Failure::Retry`]: the same batch
+//! again after a pause, for as long as it takes) from a store that refused the batch
+//! for good ([`Failure::Refused`], e.g. PostgreSQL refusing a NUL in text). A refused
+//! batch is offered again event by event, and the one event the store still refuses
+//! on its own is skipped: logged at error level and counted in
+//! `chat_log_events_skipped_total{consumer}`. One bad record never wedges a group.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,17 +31,28 @@ pub enum Start {
     Group(&'static str),
 }
 
-/// A batch the handler could not process: the runner waits and offers it again.
+/// A batch the handler could not process.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Retry(pub String);
+pub enum Failure {
+    /// Something it needs is unavailable: the runner waits and offers the batch again.
+    #[error("{0}")]
+    Retry(String),
+    /// The store refused the batch for good (bad data, not an outage): the runner
+    /// offers its events one by one and skips the one refused on its own.
+    #[error("{0}")]
+    Refused(String),
+}
 
 #[async_trait]
 pub trait Handler: Send {
-    /// Processes a batch, in log order. Returning [`Retry`] gets the same batch again
-    /// after a pause; the position moves on only after `Ok`.
-    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Retry>;
+    /// Processes a batch, in log order. Returning [`Failure::Retry`] gets the same
+    /// batch again after a pause, [`Failure::Refused`] its events one at a time; the
+    /// position moves on only after every event was processed or skipped.
+    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure>;
 }
+
+/// The metric counting events a consumer skipped because its store refused them.
+pub const SKIPPED_METRIC: &str = "chat_log_events_skipped_total";
 
 /// How a consumer runs.
 #[derive(Clone, Copy, Debug)]
@@ -126,7 +144,7 @@ async fn consume(
             Ok(None) => continue,
             Err(why) => return Ended::Reconnect(why),
         };
-        if !handle_until_done(handler, &batch, shutdown).await {
+        if !handle_until_done(settings.name, handler, &batch, shutdown).await {
             return Ended::Shutdown;
         }
         if matches!(settings.start, Start::Group(_))
@@ -174,8 +192,11 @@ async fn stalled(log: &dyn MessageLog, group: &str) -> bool {
     }
 }
 
-/// Offers the batch until the handler takes it; false if the server stopped first.
+/// Offers the batch until the handler takes it, or, when the store refuses it for
+/// good, each of its events until taken or refused on its own (then skipped); false
+/// if the server stopped first.
 async fn handle_until_done(
+    consumer: &'static str,
     handler: &mut impl Handler,
     batch: &[Arc<Event>],
     shutdown: &mut watch::Receiver<bool>,
@@ -183,14 +204,62 @@ async fn handle_until_done(
     loop {
         match handler.handle(batch).await {
             Ok(()) => return true,
-            Err(Retry(why)) => {
+            Err(Failure::Retry(why)) => {
                 tracing::warn!(%why, count = batch.len(), "a batch failed; retrying it")
+            }
+            Err(Failure::Refused(why)) => {
+                if let [event] = batch {
+                    skip(consumer, event, &why);
+                    return true;
+                }
+                tracing::warn!(%why, count = batch.len(), "a batch was refused; retrying it event by event");
+                for event in batch {
+                    if !handle_alone(consumer, handler, event, shutdown).await {
+                        return false;
+                    }
+                }
+                return true;
             }
         }
         if !pause(shutdown).await {
             return false;
         }
     }
+}
+
+/// Offers one event until the handler takes it or the store refuses it for good.
+async fn handle_alone(
+    consumer: &'static str,
+    handler: &mut impl Handler,
+    event: &Arc<Event>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        match handler.handle(std::slice::from_ref(event)).await {
+            Ok(()) => return true,
+            Err(Failure::Refused(why)) => {
+                skip(consumer, event, &why);
+                return true;
+            }
+            Err(Failure::Retry(why)) => {
+                tracing::warn!(%why, event = %event.id(), "an event failed; retrying it")
+            }
+        }
+        if !pause(shutdown).await {
+            return false;
+        }
+    }
+}
+
+/// Gives up on an event its consumer's store refuses for good.
+fn skip(consumer: &'static str, event: &Event, why: &str) {
+    tracing::error!(
+        %why,
+        event = %event.id(),
+        conversation = %event.conversation_id(),
+        "the store refuses this event for good; skipping it"
+    );
+    metrics::counter!(SKIPPED_METRIC, "consumer" => consumer).increment(1);
 }
 
 /// Waits [`PAUSE`]; false if the server started stopping meanwhile.
@@ -205,4 +274,84 @@ async fn wait(time: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
         _ = shutdown.wait_for(|stop| *stop) => true,
     };
     !stopped && !*shutdown.borrow()
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_protocol::{ConversationId, MessageId, UserId};
+
+    use super::*;
+    use crate::log::{Change, NewEvent};
+
+    fn event(id: i64, body: &str) -> Arc<Event> {
+        let new = NewEvent {
+            conversation_id: ConversationId(1),
+            user_id: UserId(1),
+            client_msg_id: uuid::Uuid::new_v4(),
+            change: Change::Post {
+                body: body.into(),
+                reply_to: None,
+                mentions: Vec::new(),
+            },
+        };
+        Arc::new(new.stamp(MessageId(id), chrono::Utc::now()))
+    }
+
+    /// A store that refuses any batch holding a body with a NUL (all or nothing, as a
+    /// transaction), and is unavailable the first `outages` times it is asked.
+    #[derive(Default)]
+    struct PickyStore {
+        outages: usize,
+        calls: usize,
+        stored: Vec<MessageId>,
+    }
+
+    #[async_trait]
+    impl Handler for PickyStore {
+        async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
+            self.calls += 1;
+            if self.outages > 0 {
+                self.outages -= 1;
+                return Err(Failure::Retry("down".into()));
+            }
+            let refused = batch.iter().any(|e| match e.as_ref() {
+                Event::Message(m) => m.body.contains('\0'),
+                _ => false,
+            });
+            if refused {
+                return Err(Failure::Refused("a NUL in text".into()));
+            }
+            self.stored.extend(batch.iter().map(|e| e.id()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_retried_event_by_event_and_only_the_bad_event_is_skipped() {
+        let (_stop, mut shutdown) = watch::channel(false);
+        let batch: Vec<_> = (1..=5)
+            .map(|i| event(i, if i == 3 { "bad \0" } else { "good" }))
+            .collect();
+        let mut store = PickyStore::default();
+        assert!(handle_until_done("test", &mut store, &batch, &mut shutdown).await);
+        assert_eq!(
+            store.stored,
+            [1, 2, 4, 5].map(MessageId),
+            "every other event is stored, in order"
+        );
+        assert_eq!(store.calls, 1 + 5, "the batch once, then each event once");
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_gets_the_same_batch_again_and_nothing_is_skipped() {
+        let (_stop, mut shutdown) = watch::channel(false);
+        let batch: Vec<_> = (1..=3).map(|i| event(i, "good")).collect();
+        let mut store = PickyStore {
+            outages: 1,
+            ..Default::default()
+        };
+        assert!(handle_until_done("test", &mut store, &batch, &mut shutdown).await);
+        assert_eq!(store.stored, [1, 2, 3].map(MessageId));
+        assert_eq!(store.calls, 2, "the whole batch again after the pause");
+    }
 }

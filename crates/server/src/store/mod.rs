@@ -38,7 +38,13 @@ pub enum StoreError {
     /// A stored row does not decode into what it should be.
     #[error("a stored row is corrupt: {0}")]
     Corrupt(String),
-    /// The database refused the statement for another reason.
+    /// The database refuses this data for good: a data exception or a constraint
+    /// violation (e.g. PostgreSQL refusing a NUL in text). The same data will be
+    /// refused again, so a consumer of the log skips the event rather than retry it.
+    #[error("the database refuses the data: {0}")]
+    Refused(String),
+    /// The database refused the statement for another reason (a missing table, a
+    /// permission): not the data's fault, so nothing is given up on.
     #[error("the database refused the operation: {0}")]
     Failed(String),
 }
@@ -393,7 +399,7 @@ pub fn mention_rows(
 
 /// An event as the history tables keep it (`message_events.record`), and back.
 pub fn record_of(event: &Event) -> StoreResult<String> {
-    serde_json::to_string(event).map_err(|e| StoreError::Failed(e.to_string()))
+    serde_json::to_string(event).map_err(|e| StoreError::Refused(e.to_string()))
 }
 
 pub fn event_of(record: &str) -> StoreResult<Event> {

@@ -493,7 +493,7 @@ async fn behind_a_proxy_a_client_cannot_pick_its_own_address_to_dodge_a_limit() 
 async fn a_burst_beyond_the_hashing_queue_gets_503_with_retry_after_and_changes_nothing() {
     // One hash at a time and one waiting: of a burst, the third concurrent request on
     // is refused. One failed login locks an account here, so a refusal that counted
-    // as a failure would show.
+    // as a failure would show (the final login below).
     let server = chat()
         .env(&[
             ("CHAT_PASSWORD_HASH_THREADS", "1"),
@@ -543,6 +543,11 @@ async fn a_burst_beyond_the_hashing_queue_gets_503_with_retry_after_and_changes_
             refused_names.extend(name.cloned());
         } else if name.is_some() {
             reply.expect::<AuthResponse>(StatusCode::CREATED);
+        } else if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            // Each login reserves one of the account's attempts while its password is
+            // checked; with one attempt allowed, a login that finds it reserved by
+            // another in flight is told to come back. Given back after, as below.
+            reply.expect_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
         } else {
             reply.expect::<AuthResponse>(StatusCode::OK);
         }
@@ -569,4 +574,68 @@ async fn a_burst_beyond_the_hashing_queue_gets_503_with_retry_after_and_changes_
     login(&server.anonymous(), "alice", PASSWORD)
         .await
         .expect::<AuthResponse>(StatusCode::OK);
+}
+
+/// Parallel guesses cannot all pass one check before any is counted: each login
+/// reserves an attempt before its password is checked (and a success gives it back).
+#[tokio::test]
+async fn twenty_parallel_wrong_logins_for_one_account_get_at_most_five_checked() {
+    let server = chat().start().await;
+    let alice = server.signup("alice").await;
+    server.signup("bob").await;
+    let attacker = server.anonymous();
+    let guesses: Vec<String> = (0..20).map(|i| format!("parallel guess {i}")).collect();
+    let replies =
+        futures::future::join_all(guesses.iter().map(|g| login(&attacker, "alice", g))).await;
+    let mut checked = 0;
+    for reply in &replies {
+        if reply.status == StatusCode::UNAUTHORIZED {
+            reply.expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+            checked += 1;
+        } else {
+            reply.expect_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+            assert!(reply.header("retry-after").is_some(), "{}", reply.text);
+        }
+    }
+    assert_eq!(
+        checked, 5,
+        "the account allows 5 failed logins in its window, however they arrive"
+    );
+    // The right password is refused too until the window lets one more attempt in.
+    login(&attacker, "alice", PASSWORD)
+        .await
+        .expect_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    // Alice's session is untouched, and other accounts log in (from the same address).
+    let me: User = alice.get("/me").await.expect(StatusCode::OK);
+    assert_eq!(me.id, alice.id());
+    for _ in 0..3 {
+        login(&attacker, "bob", PASSWORD)
+            .await
+            .expect::<AuthResponse>(StatusCode::OK);
+    }
+}
+
+/// A successful login gives its reserved attempt back: logging in often never locks
+/// an account, and failures are counted alone.
+#[tokio::test]
+async fn successful_logins_do_not_use_up_the_failed_login_allowance() {
+    let server = chat()
+        .env(&[("CHAT_LOGIN_FAILURES_PER_ACCOUNT", "2")])
+        .start()
+        .await;
+    server.signup("alice").await;
+    let client = server.anonymous();
+    for _ in 0..5 {
+        login(&client, "alice", PASSWORD)
+            .await
+            .expect::<AuthResponse>(StatusCode::OK);
+    }
+    for _ in 0..2 {
+        login(&client, "alice", "a wrong password")
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    login(&client, "alice", PASSWORD)
+        .await
+        .expect_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
 }

@@ -140,6 +140,16 @@ async fn the_openapi_and_asyncapi_documents_are_served_and_complete() {
         4000
     );
     assert!(schemas["UserId"]["pattern"].is_string());
+    // One rule for every name people see, so one pattern.
+    let display_name = &schemas["SignupRequest"]["properties"]["display_name"]["pattern"];
+    assert!(
+        display_name.as_str().is_some_and(|p| p.contains("\\u202e")),
+        "{display_name}"
+    );
+    assert_eq!(
+        &schemas["UpdateConversation"]["properties"]["title"]["pattern"],
+        display_name
+    );
     // The refresh cookie and the CSRF header.
     let refresh = &doc["paths"]["/auth/refresh"]["post"]["parameters"];
     let names: Vec<(&str, &str)> = refresh

@@ -1178,3 +1178,117 @@ async fn websocket_sends_work_again(alice_ws: &mut Ws, direct: ConversationId) -
         }
     }
 }
+
+#[tokio::test]
+async fn a_record_the_stores_refuse_for_good_is_skipped_and_counted_and_the_consumers_go_on() {
+    const TEST: &str = "faults::refused_record";
+    if embedded_mode(TEST) {
+        return;
+    }
+    within_limit(TEST, refused_record()).await;
+}
+
+/// The value of `chat_log_events_skipped_total{consumer="…"}` on `node`'s /metrics.
+async fn skipped(node: &Server, consumer: &str) -> u64 {
+    let (status, text) = node.get_text("/metrics").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let series = format!("chat_log_events_skipped_total{{consumer=\"{consumer}\"}}");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+}
+
+/// A NUL in a body is refused at the edge, but the log may still hold one (written by
+/// an older node, another producer): PostgreSQL refuses it in text for good. The
+/// persister and the search indexer skip that one event, count it, and carry on: the
+/// messages around it reach history and search, the node stays up, and other users
+/// are served.
+async fn refused_record() {
+    use chat_server::log::kafka::{KafkaLog, KafkaSettings};
+    use chat_server::log::{Change, MessageLog, NewEvent};
+    use chat_server::snowflake::Snowflake;
+
+    let services = Arc::new(Services::start());
+    let a = chat()
+        .services(services.clone())
+        .env(NODE_ENV)
+        .start()
+        .await;
+    let alice = a.signup("alice").await;
+    let bob = a.signup("bob").await;
+    let carol = a.signup("carol").await;
+    let direct = alice.direct_with(&bob).await.id;
+    let other = carol.direct_with(&bob).await.id;
+    let before = alice.send_http(direct, "before the bad record").await;
+    history_with_all(&bob, direct, &[before.id], HISTORY_SETTLE).await;
+    let skipped_before = (skipped(&a, "persister").await, skipped(&a, "search").await);
+
+    // Another producer on the same topic, as an older node or a tool would be.
+    let producer = KafkaLog::open(
+        KafkaSettings {
+            brokers: services.broker.address(),
+            topic: "chat.messages".into(),
+            partitions: 6,
+            replication: 1,
+            fetch_wait_ms: 50,
+        },
+        Arc::new(Snowflake::new(1000)),
+    )
+    .await
+    .expect("open the topic as a producer");
+    let bad = producer
+        .append(NewEvent {
+            conversation_id: direct,
+            user_id: alice.id(),
+            client_msg_id: Uuid::new_v4(),
+            change: Change::Post {
+                body: "a NUL \u{0} in the middle".into(),
+                reply_to: None,
+                mentions: Vec::new(),
+            },
+        })
+        .await
+        .expect("append the bad record");
+
+    let after = alice.send_http(direct, "after the bad record").await;
+    let elsewhere = carol.send_http(other, "in another conversation").await;
+    let history = history_with_all(&bob, direct, &[before.id, after.id], HISTORY_SETTLE).await;
+    assert!(
+        history.iter().all(|m| m.id != bad.id()),
+        "the refused record is not in history: {history:?}"
+    );
+    history_with_all(&bob, other, &[elsewhere.id], HISTORY_SETTLE).await;
+
+    let deadline = Instant::now() + HISTORY_SETTLE;
+    loop {
+        let now = (skipped(&a, "persister").await, skipped(&a, "search").await);
+        if now.0 > skipped_before.0 && now.1 > skipped_before.1 {
+            eprintln!("faults::refused_record: skipped {skipped_before:?} -> {now:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the skipped-events counters did not grow: {skipped_before:?} -> {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Search goes on too: the message after the bad record is found.
+    let found = chat_test_support::wait::eventually("the next message searchable", || async {
+        let reply = bob.get("/search?q=after").await;
+        let page: serde_json::Value = reply.expect(StatusCode::OK);
+        let hits = page.to_string();
+        hits.contains(&after.id.to_string()).then_some(hits)
+    })
+    .await;
+    assert!(!found.contains(&bad.id().to_string()), "{found}");
+    // The node is up and serves everyone live.
+    let mut bob_ws = bob.connect().await;
+    let live = carol.send_http(other, "still served").await;
+    bob_ws.message_with_id(live.id).await;
+    readiness_until(&a, "ready", Duration::from_secs(15), |s, _| {
+        s == StatusCode::OK
+    })
+    .await;
+}

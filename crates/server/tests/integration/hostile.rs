@@ -880,3 +880,245 @@ async fn a_slow_reader_is_disconnected_and_the_others_keep_being_served() {
     let id = alice_ws.send_and_ack(conversation, "still served").await;
     bob_fast.message_with_id(id).await;
 }
+
+/// Control characters a body may not hold: NUL (which PostgreSQL cannot store in
+/// text), the other C0 controls, DEL and the C1 controls.
+const CONTROL_BODIES: [&str; 5] = [
+    "nul \u{0} byte",
+    "bell\u{7}",
+    "clear \u{1b}[2J screen",
+    "del\u{7f}",
+    "c1 \u{85} next line",
+];
+
+#[tokio::test]
+async fn a_body_with_a_control_character_is_refused_over_http_and_websocket_and_nothing_changes() {
+    let mut p = pair().await;
+    let path = format!("/conversations/{}/messages", p.conversation);
+    // Newlines, tabs and carriage returns are text, not controls.
+    let multiline = p
+        .alice_ws
+        .send_and_ack(p.conversation, "line one\r\nline two\tcolumn")
+        .await;
+    let original = p.alice.send_http(p.conversation, "the original").await;
+    for body in CONTROL_BODIES {
+        let client_msg_id = p.alice_ws.send_message(p.conversation, body).await;
+        assert_eq!(
+            p.alice_ws.next_error().await,
+            ("invalid_input".to_owned(), Some(client_msg_id)),
+            "{body:?}"
+        );
+        let edit = Uuid::new_v4();
+        p.alice_ws
+            .send(&ClientFrame::Edit {
+                conversation_id: p.conversation,
+                message_id: original.id,
+                client_msg_id: edit,
+                body: body.to_owned(),
+            })
+            .await;
+        assert_eq!(
+            p.alice_ws.next_error().await,
+            ("invalid_input".to_owned(), Some(edit)),
+            "{body:?}"
+        );
+        p.alice
+            .post(
+                &path,
+                &SendMessage {
+                    reply_to: None,
+                    client_msg_id: Uuid::new_v4(),
+                    body: body.to_owned(),
+                },
+            )
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+        p.alice
+            .patch(
+                &format!("{path}/{}", original.id),
+                &json!({"client_msg_id": Uuid::new_v4(), "body": body}),
+            )
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+    }
+    p.bob_ws.message_with_id(multiline).await;
+    p.bob_ws.message_with_id(original.id).await;
+    p.bob_ws
+        .assert_no("a refused body or edit", |f| {
+            matches!(f, ServerFrame::Message { .. } | ServerFrame::Edited(_))
+        })
+        .await;
+    let proof = p.assert_unchanged(&[multiline, original.id]).await;
+    let history = p.alice.history_containing(p.conversation, &[proof]).await;
+    let stored = history.iter().find(|m| m.id == original.id);
+    assert_eq!(stored.map(|m| m.body.as_str()), Some("the original"));
+    assert!(stored.is_some_and(|m| m.edited_at.is_none()), "{stored:?}");
+}
+
+/// Names that would disguise themselves or what follows them, one per kind: control
+/// characters, bidirectional overrides, isolates and marks, and nothing visible.
+const DISGUISED_NAMES: [&str; 9] = [
+    "Admin\u{202e}gnp.exe",
+    "left\u{202a}embedded",
+    "iso\u{2066}late\u{2069}",
+    "mark\u{200f}",
+    "arabic mark\u{61c}",
+    "nul\u{0}name",
+    "two\nlines",
+    "\u{200b}\u{200c}\u{2060}",
+    "\u{3164}",
+];
+
+#[tokio::test]
+async fn a_display_name_with_bidi_controls_control_characters_or_nothing_visible_is_refused_and_nothing_is_stored()
+ {
+    let server = chat().start().await;
+    let anonymous = server.anonymous();
+    for name in DISGUISED_NAMES {
+        anonymous
+            .post(
+                "/auth/signup",
+                &json!({"username": "mallory", "password": "a long enough password", "display_name": name}),
+            )
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+    }
+    // Nothing was stored: the username is still free, and nobody by that name exists.
+    let alice = server.signup("alice").await;
+    let found: Vec<chat_protocol::http::User> =
+        alice.get("/users?q=mallory").await.expect(StatusCode::OK);
+    assert!(found.is_empty(), "{found:?}");
+    let mallory: chat_protocol::http::AuthResponse = anonymous
+        .post(
+            "/auth/signup",
+            &json!({"username": "mallory", "password": "a long enough password", "display_name": "Mallory ⚡"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(mallory.user.display_name, "Mallory ⚡");
+    // The node and the others are unaffected.
+    let bob = server.signup("bob").await;
+    let direct = alice.direct_with(&bob).await.id;
+    let mut bob_ws = bob.connect().await;
+    let sent = alice.send_http(direct, "still served").await;
+    bob_ws.message_with_id(sent.id).await;
+}
+
+#[tokio::test]
+async fn a_group_title_with_bidi_controls_control_characters_or_nothing_visible_is_refused_and_nothing_changes()
+ {
+    let mut p = pair().await;
+    let group = p.alice.group_with("Engines", &[&p.bob]).await;
+    p.bob_ws
+        .wait_for("the new group", |f| {
+            matches!(f, ServerFrame::Conversation { conversation } if conversation.id == group.id)
+                .then_some(())
+        })
+        .await;
+    let before = p.alice.conversations().await;
+    for title in DISGUISED_NAMES {
+        p.alice
+            .post(
+                "/conversations",
+                &json!({"kind": "group", "title": title, "member_ids": [p.bob.id()]}),
+            )
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+        p.alice
+            .patch(
+                &format!("/conversations/{}", group.id),
+                &json!({"title": title}),
+            )
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_input");
+    }
+    let after = p.alice.conversations().await;
+    assert_eq!(
+        after.iter().map(|c| c.id).collect::<Vec<_>>(),
+        before.iter().map(|c| c.id).collect::<Vec<_>>(),
+        "no group was created"
+    );
+    assert_eq!(
+        p.alice.conversation(group.id).await.title.as_deref(),
+        Some("Engines")
+    );
+    p.bob_ws
+        .assert_no("a conversation from a refused title", |f| {
+            matches!(f, ServerFrame::Conversation { .. })
+        })
+        .await;
+    p.assert_unchanged(&[]).await;
+}
+
+/// An HTTP send whose client hangs up as soon as the request is out: the server still
+/// finishes it, so the retry with the same `client_msg_id` is answered with the one
+/// stored message (not `send_in_progress` for as long as a claim lives), and nothing
+/// is posted twice.
+#[tokio::test]
+async fn an_http_send_whose_client_hangs_up_mid_request_is_finished_and_its_retry_gets_the_stored_message()
+ {
+    use tokio::io::AsyncWriteExt;
+
+    let mut p = pair().await;
+    let path = format!("/api/v1/conversations/{}/messages", p.conversation);
+    let mut retries = Vec::new();
+    for i in 0..5 {
+        let send = SendMessage {
+            reply_to: None,
+            client_msg_id: Uuid::new_v4(),
+            body: format!("hung up #{i}"),
+        };
+        let body = serde_json::to_string(&send).expect("a JSON body");
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            p.server.endpoint.addr(),
+            p.alice.token,
+            body.len()
+        );
+        let mut socket = tokio::net::TcpStream::connect(p.server.endpoint.addr())
+            .await
+            .expect("connect");
+        socket
+            .write_all(request.as_bytes())
+            .await
+            .expect("write the request");
+        // Gone before any answer: the server sees the connection close mid-request.
+        drop(socket);
+        retries.push(send);
+    }
+    let mut stored = Vec::new();
+    for send in &retries {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let message: Message = loop {
+            let reply = p
+                .alice
+                .post(&format!("/conversations/{}/messages", p.conversation), send)
+                .await;
+            if reply.status == StatusCode::OK || reply.status == StatusCode::CREATED {
+                break reply.json();
+            }
+            reply.expect_error(StatusCode::CONFLICT, "send_in_progress");
+            assert!(
+                Instant::now() < deadline,
+                "the retry is still told the send is in progress"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(message.client_msg_id, send.client_msg_id);
+        assert_eq!(message.body, send.body);
+        // Asked again, the same message.
+        let again: Message = p
+            .alice
+            .post(&format!("/conversations/{}/messages", p.conversation), send)
+            .await
+            .json();
+        assert_eq!(again.id, message.id);
+        stored.push(message.id);
+    }
+    for id in &stored {
+        p.bob_ws.message_with_id(*id).await;
+    }
+    // Exactly one message per hung-up send, and nothing else.
+    p.assert_unchanged(&stored).await;
+}

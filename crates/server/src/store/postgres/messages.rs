@@ -22,7 +22,7 @@ type Tx<'a> = Transaction<'a, Postgres>;
 
 /// Mentioned user ids as `insert_posts` passes them: a JSON array per post.
 fn json(mentions: &[i64]) -> StoreResult<String> {
-    serde_json::to_string(mentions).map_err(|e| StoreError::Failed(e.to_string()))
+    serde_json::to_string(mentions).map_err(|e| StoreError::Refused(e.to_string()))
 }
 
 async fn insert_mentions(tx: &mut Tx<'_>, rows: &[(i64, i64, i64)]) -> StoreResult<()> {

@@ -23,7 +23,7 @@ type Tx<'a> = Transaction<'a, Sqlite>;
 
 /// Mentioned user ids as the `mentions` column holds them: a JSON array.
 fn json(mentions: &[UserId]) -> StoreResult<String> {
-    serde_json::to_string(mentions).map_err(|e| StoreError::Failed(e.to_string()))
+    serde_json::to_string(mentions).map_err(|e| StoreError::Refused(e.to_string()))
 }
 
 /// Posts: one INSERT per chunk; only the rows that are new get their mentions, so a
