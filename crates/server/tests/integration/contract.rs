@@ -55,7 +55,7 @@ async fn a_known_path_with_another_method_is_a_405_that_lists_the_allowed_ones()
     let server = chat().start().await;
     let alice = server.signup("alice").await;
     for (method, path, allowed) in [
-        (Method::DELETE, "/me", "GET,HEAD"),
+        (Method::DELETE, "/me", "GET,HEAD,PATCH"),
         (Method::PUT, "/conversations", "GET,HEAD,POST"),
         (
             Method::POST,
