@@ -25,6 +25,7 @@ COLUMNS = [
     "body", "reply_to", "mentions", "conversation_kind", "conversation_size", "day",
 ]
 SCHEMA_VERSION_KEY = b"chat.schema_version"
+MAX_LOG_PARTITIONS = 256
 
 
 def main(argv):
@@ -65,11 +66,14 @@ def main(argv):
             "schema_version": version.decode() if version else None,
         })
 
+    # The log offsets each commit stored, per log partition (the reader asks by app id;
+    # no deployment has more than MAX_LOG_PARTITIONS partitions).
     markers = {}
-    versions = getattr(dt, "transaction_versions", None)
-    if versions is not None:
-        for app_id, txn in versions().items():
-            markers[app_id] = getattr(txn, "version", txn)
+    for partition in range(MAX_LOG_PARTITIONS):
+        app_id = f"chat.messages-{partition}"
+        offset = dt.transaction_version(app_id)
+        if offset is not None:
+            markers[app_id] = offset
 
     rows = table.to_pylist()
     ids = collections.Counter(row["event_id"] for row in rows)

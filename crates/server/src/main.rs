@@ -44,7 +44,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pipeline(config) => {
-            if let Err(problem) = config.validate().and_then(|()| config.validate_dataset()) {
+            let needs_dir = || match config.dataset_dir {
+                Some(_) => Ok(()),
+                None => Err(
+                    "chat pipeline needs CHAT_DATASET_DIR (where the table is written)".to_owned(),
+                ),
+            };
+            let checked = config
+                .validate()
+                .and_then(|()| needs_dir())
+                .and_then(|()| config.validate_dataset());
+            if let Err(problem) = checked {
                 eprintln!("chat: {problem}");
                 std::process::exit(2);
             }

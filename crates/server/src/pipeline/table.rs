@@ -68,11 +68,18 @@ impl DatasetTable {
         std::fs::create_dir_all(dir).map_err(|e| location(e.to_string()))?;
         let dir = dir.canonicalize().map_err(|e| location(e.to_string()))?;
         let url = deltalake::ensure_table_uri(dir.to_string_lossy())?;
-        let table = DeltaTable::try_from_url(url).await?;
-        if table.version().is_some() {
-            return Ok(Self { table });
+        // Loading a location without a log reports an error of its own before saying
+        // it is not a table: look first. (A log folder without a commit, from a crash
+        // while creating, is created over.)
+        if dir.join("_delta_log").exists() {
+            match deltalake::open_table(url.clone()).await {
+                Ok(table) => return Ok(Self { table }),
+                Err(DeltaTableError::NotATable(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
         }
-        let table = table
+        let table = deltalake::DeltaTableBuilder::from_url(url)?
+            .build()?
             .create()
             .with_table_name("chat_events")
             .with_comment("Conversation events for training data (DESIGN.md §10)")

@@ -54,10 +54,17 @@ fn dataset_env(dir: &Path) -> Vec<(String, String)> {
 async fn server_with_sink() -> (Server, Sink) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let env = dataset_env(&dir.path().join("table"));
+    // Sends as fast as the test can make them: no rate limit in the way.
+    let unlimited = [
+        ("CHAT_SEND_RATE_PER_SEC", "10000"),
+        ("CHAT_SEND_BURST", "10000"),
+    ];
     let server = if services::distributed() {
-        chat().start().await
+        chat().env(&unlimited).start().await
     } else {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.extend(unlimited);
         chat().env(&env).start().await
     };
     let mut sink = Sink {
