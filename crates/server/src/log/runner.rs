@@ -446,6 +446,77 @@ mod tests {
         assert_eq!(store.calls, 1 + 5, "the batch once, then each event once");
     }
 
+    /// A consumer that only counts the commits it is asked for.
+    #[derive(Default)]
+    struct CountingConsumer {
+        commits: usize,
+    }
+
+    #[async_trait]
+    impl LogConsumer for CountingConsumer {
+        async fn next_records(
+            &mut self,
+            _max: usize,
+        ) -> Result<Vec<Record>, super::super::LogError> {
+            std::future::pending().await
+        }
+        async fn commit(&mut self) -> Result<(), super::super::LogError> {
+            self.commits += 1;
+            Ok(())
+        }
+    }
+
+    /// A handler that buffers everything until flushed, and is due at once.
+    #[derive(Default)]
+    struct Buffering {
+        buffered: usize,
+        flushes: usize,
+    }
+
+    #[async_trait]
+    impl Handler for Buffering {
+        async fn handle(&mut self, batch: &[Record]) -> Result<(), Failure> {
+            self.buffered += batch.len();
+            Ok(())
+        }
+        fn flush_due(&self) -> Option<Instant> {
+            (self.buffered > 0).then(Instant::now)
+        }
+        async fn flush(&mut self) -> Result<(), Failure> {
+            self.flushes += 1;
+            self.buffered = 0;
+            Ok(())
+        }
+        fn holds_unflushed(&self) -> bool {
+            self.buffered > 0
+        }
+    }
+
+    const GROUP_SETTINGS: Settings = Settings {
+        name: "test",
+        start: Start::Group("test"),
+        max_batch: 10,
+        linger: Duration::ZERO,
+    };
+
+    #[tokio::test]
+    async fn the_position_is_committed_only_once_what_a_handler_buffered_is_flushed() {
+        let (_stop, mut shutdown) = watch::channel(false);
+        let mut consumer = CountingConsumer::default();
+        let mut handler = Buffering::default();
+        assert!(handle_until_done("test", &mut handler, &[event(1, "a")], &mut shutdown).await);
+        commit(GROUP_SETTINGS, &mut consumer, &handler).await;
+        assert_eq!(consumer.commits, 0, "nothing committed while buffered");
+        assert!(flush_if_due(GROUP_SETTINGS, &mut consumer, &mut handler, &mut shutdown).await);
+        assert_eq!(
+            (handler.flushes, consumer.commits),
+            (1, 1),
+            "flushed, then committed"
+        );
+        assert!(flush_if_due(GROUP_SETTINGS, &mut consumer, &mut handler, &mut shutdown).await);
+        assert_eq!(handler.flushes, 1, "nothing due, nothing flushed");
+    }
+
     #[tokio::test]
     async fn an_unavailable_store_gets_the_same_batch_again_and_nothing_is_skipped() {
         let (_stop, mut shutdown) = watch::channel(false);
