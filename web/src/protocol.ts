@@ -229,7 +229,7 @@ export type Marked = { text: string,
  */
 matched: boolean, };
 
-export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_member" | "not_a_group" | "not_author" | "message_deleted" | "invalid_reply" | "invalid_emoji" | "too_many_reactions" | "invalid_query" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_admin" | "not_found" | "method_not_allowed" | "username_taken" | "last_admin" | "last_member" | "send_in_progress" | "sync_in_progress" | "too_large" | "rate_limited" | "too_many_attempts" | "unavailable" | "overloaded" | "internal" | "unknown";
+export type ErrorCode = "invalid_input" | "invalid_username" | "invalid_password" | "empty_body" | "body_too_long" | "not_a_member" | "not_a_group" | "not_author" | "message_deleted" | "invalid_reply" | "invalid_emoji" | "too_many_reactions" | "invalid_query" | "invalid_frame" | "malformed_json" | "already_authenticated" | "unauthenticated" | "invalid_credentials" | "invalid_refresh_token" | "csrf_header_missing" | "not_admin" | "not_found" | "method_not_allowed" | "username_taken" | "last_admin" | "last_member" | "send_in_progress" | "sync_in_progress" | "too_large" | "request_timeout" | "rate_limited" | "too_many_attempts" | "unavailable" | "overloaded" | "internal" | "unknown";
 
 export type ErrorBody = { error: ErrorDetail, };
 

@@ -92,13 +92,15 @@ fn description() -> String {
         "The real-time half of the chat API. Send `auth` within {} ms of connecting, \
          then any other client frame; frames larger than {} bytes close the socket.\n\n\
          Close codes: {} unauthenticated or token expired, {} auth timeout, {} too many frames, \
-         1002 protocol error, 1007 invalid UTF-8, {} policy (bad origin), {} frame too large, \
+         {} protocol error, {} invalid UTF-8, {} policy (bad origin), {} frame too large, \
          {} going away, {}/{} server or dependency failure.",
         AUTH_TIMEOUT_MS,
         MAX_FRAME_BYTES,
         close::UNAUTHENTICATED,
         close::AUTH_TIMEOUT,
         close::TOO_MANY_FRAMES,
+        close::PROTOCOL_ERROR,
+        close::INVALID_UTF8,
         close::POLICY,
         close::TOO_LARGE,
         close::GOING_AWAY,

@@ -72,6 +72,9 @@ pub enum ErrorCode {
     SyncInProgress,
     /// The request body is too large (413).
     TooLarge,
+    /// The request body did not arrive within the server's body timeout (408); the
+    /// connection is closed.
+    RequestTimeout,
     /// Too many requests or messages; `Retry-After` says when to try again (429).
     RateLimited,
     /// Too many failed logins for this account or address (429).

@@ -50,8 +50,14 @@ pub mod close {
     pub const AUTH_TIMEOUT: u16 = 4408;
     /// Too many frames.
     pub const TOO_MANY_FRAMES: u16 = 4429;
-    /// A frame larger than [`crate::MAX_FRAME_BYTES`].
+    /// A frame, or a message assembled from fragments, larger than
+    /// [`crate::MAX_FRAME_BYTES`].
     pub const TOO_LARGE: u16 = 1009;
+    /// The client broke RFC 6455: an unmasked frame, reserved bits or opcodes, a
+    /// fragmented or oversized control frame.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_UTF8: u16 = 1007;
     /// Policy violation, such as a foreign `Origin`.
     pub const POLICY: u16 = 1008;
     /// The server is going away (shutdown).

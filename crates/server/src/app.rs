@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -33,6 +32,7 @@ use crate::http::web::WebDir;
 use crate::http::{self, ClientAddresses, HttpState};
 use crate::hub::Hub;
 use crate::indexer::{self, Indexer};
+use crate::listener;
 use crate::log::kafka::{KafkaLog, KafkaSettings};
 use crate::log::sqlite::{self as log_sqlite, SqliteLog};
 use crate::log::{LogError, MessageLog, runner};
@@ -78,9 +78,10 @@ pub async fn serve(
     config: Config,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let listener = TcpListener::bind(config.listen).await?;
-    let address = listener.local_addr()?;
+    let tcp = TcpListener::bind(config.listen).await?;
+    let address = tcp.local_addr()?;
     let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let limits = config.connection_limits();
     let (shutdown_tx, shutdown) = watch::channel(false);
     let node = Node::start(config, shutdown).await?;
     let hub = node.state.gateway.hub.clone();
@@ -90,27 +91,14 @@ pub async fn serve(
     println!("listening on http://{address}");
     tracing::info!(%address, "listening");
 
-    // TCP_NODELAY on every accepted socket. Without it Nagle's algorithm holds a
-    // small write (an ack, a message frame) while an earlier one is unacknowledged,
-    // and the client's delayed ACK makes that a 40 ms stall: the bench measured it
-    // as a p99 of 40-50 ms at light load. Frames are already batched per flush.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    listener::serve(tcp, app, limits, async move {
         stop.await;
         tracing::info!("shutting down");
         shutdown_tx.send_replace(true);
     })
-    .await?;
-    // Upgraded sockets are not tracked by axum's graceful shutdown: wait for their
-    // tasks to send 1001 before returning drops the runtime under them.
+    .await;
+    // Upgraded sockets are not tracked by the listener's graceful shutdown: wait for
+    // their tasks to send 1001 before returning drops the runtime under them.
     let sockets_closed = async {
         while hub.connection_count() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;

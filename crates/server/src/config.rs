@@ -107,8 +107,8 @@ pub struct Config {
     #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 40.0)]
     pub send_burst: f64,
 
-    /// Frames one WebSocket may send per second on average; beyond the burst the
-    /// socket is closed with 4429.
+    /// Frames one WebSocket may send per second on average, pings and pongs
+    /// included; beyond the burst the socket is closed with 4429.
     #[arg(long, env = "CHAT_FRAMES_PER_SEC", default_value_t = 50.0)]
     pub frames_per_sec: f64,
 
@@ -176,6 +176,22 @@ pub struct Config {
     /// disconnected.
     #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+
+    /// How long a client may take to send a request head; then its connection is
+    /// closed (slow-loris clients trickle heads to hold connections).
+    #[arg(long, env = "CHAT_HEAD_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub head_read_timeout_ms: u64,
+
+    /// How long a request body may take to arrive after its head; then the request
+    /// is answered 408 `request_timeout` and the connection closed.
+    #[arg(long, env = "CHAT_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_read_timeout_ms: u64,
+
+    /// Connections (WebSockets included) one client address may hold at once; a new
+    /// one beyond it is refused at once. Not applied with `CHAT_TRUST_FORWARDED_FOR`:
+    /// behind a proxy every connection comes from the proxy's address.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: usize,
 
     /// How long shutdown waits for in-flight work before giving up.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
@@ -270,6 +286,17 @@ impl Config {
                 "CHAT_PASSWORD_HASH_THREADS must be between 0 (one per core) and 256".into(),
             );
         }
+        for (name, value) in [
+            ("CHAT_HEAD_READ_TIMEOUT_MS", self.head_read_timeout_ms),
+            ("CHAT_BODY_READ_TIMEOUT_MS", self.body_read_timeout_ms),
+        ] {
+            if !(1..=3_600_000).contains(&value) {
+                return Err(format!("{name} must be between 1 and 3600000 (an hour)"));
+            }
+        }
+        if self.max_connections_per_address == 0 {
+            return Err("CHAT_MAX_CONNECTIONS_PER_ADDRESS must be at least 1".into());
+        }
         if self.outbound_queue == 0 {
             return Err("CHAT_OUTBOUND_QUEUE must be at least 1".into());
         }
@@ -341,6 +368,16 @@ impl Config {
 
     pub fn auth_timeout(&self) -> Duration {
         Duration::from_millis(self.auth_timeout_ms)
+    }
+
+    /// What the accept loop enforces on every connection.
+    pub fn connection_limits(&self) -> crate::listener::ConnectionLimits {
+        crate::listener::ConnectionLimits {
+            head_read_timeout: Duration::from_millis(self.head_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            max_connections_per_address: (!self.trust_forwarded_for)
+                .then_some(self.max_connections_per_address),
+        }
     }
 }
 

@@ -48,6 +48,9 @@ pub enum AppError {
     Conflict { code: ErrorCode, message: String },
     #[error("the request body is too large")]
     TooLarge,
+    /// The body did not arrive within the body timeout (a slow-loris client).
+    #[error("the request body did not arrive in time; send it at once")]
+    RequestTimeout,
     #[error("{message}")]
     RateLimited {
         code: ErrorCode,
@@ -103,6 +106,7 @@ impl AppError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +138,7 @@ impl AppError {
             Self::NotFound(_) | Self::NoSuchEndpoint(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::TooLarge => ErrorCode::TooLarge,
+            Self::RequestTimeout => ErrorCode::RequestTimeout,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Overloaded { .. } => ErrorCode::Overloaded,
             Self::Internal(_) => ErrorCode::Internal,
@@ -238,6 +243,12 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::RequestTimeout) {
+            // The rest of a body that timed out may never come: end the connection.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(retry_after) = self.retry_after() {
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {

@@ -19,6 +19,7 @@ pub mod history;
 pub mod http;
 pub mod hub;
 pub mod indexer;
+pub mod listener;
 pub mod log;
 pub mod membership;
 pub mod persister;

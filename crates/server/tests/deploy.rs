@@ -294,6 +294,10 @@ fn nginx_and_the_nodes_agree_on_whose_address_counts() {
     let nginx = deploy_file("nginx.conf");
     // nginx appends the peer it saw, one hop: the node takes the rightmost entry.
     assert!(nginx.contains("X-Forwarded-For $proxy_add_x_forwarded_for"));
+    // The nodes cannot count connections per client behind it, so nginx must.
+    assert!(nginx.contains("limit_conn_zone $binary_remote_addr"));
+    assert!(nginx.contains("limit_conn per_address"));
+    assert!(nginx.contains("client_header_timeout") && nginx.contains("client_body_timeout"));
     for node in chat_nodes(&compose()).values() {
         assert_eq!(environment(node)["CHAT_TRUSTED_PROXY_HOPS"], "1");
     }

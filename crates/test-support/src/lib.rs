@@ -14,11 +14,14 @@
 //!   each checked against the server's OpenAPI document ([`contract`]).
 //! - [`users`]: signed-up test users and the steps tests take as them.
 //! - [`ws`]: a WebSocket client with receive timeouts and a backlog.
+//! - [`raw`]: bytes on a socket: WebSocket frames that break the protocol, HTTP
+//!   requests trickled slowly.
 //! - [`wait`]: the deadlines, and [`wait::eventually`] for state that settles.
 
 pub mod api;
 pub mod broker;
 pub mod contract;
+pub mod raw;
 pub mod server;
 pub mod services;
 pub mod users;

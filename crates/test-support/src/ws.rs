@@ -107,6 +107,14 @@ impl Ws {
         .await;
     }
 
+    /// The TCP stream under the WebSocket (to watch it without reading it).
+    pub fn tcp(&self) -> &TcpStream {
+        match self.socket.get_ref() {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            _ => panic!("test sockets are plain TCP"),
+        }
+    }
+
     pub fn into_socket(self) -> Socket {
         self.socket
     }

@@ -40,6 +40,7 @@ const KNOWN_CODES: Record<ErrorCode, true> = {
   send_in_progress: true,
   sync_in_progress: true,
   too_large: true,
+  request_timeout: true,
   rate_limited: true,
   too_many_attempts: true,
   unavailable: true,
@@ -60,6 +61,8 @@ export function codeForStatus(status: number): ErrorCode {
       return "unauthenticated";
     case 404:
       return "not_found";
+    case 408:
+      return "request_timeout";
     case 413:
       return "too_large";
     case 429:

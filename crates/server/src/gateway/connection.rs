@@ -1,10 +1,13 @@
 //! One WebSocket connection: a task that owns the socket. It authenticates, then
 //! reads frames and answers them, while a writer task drains the connection's bounded
 //! outbound queue (shared with the hub, which fans messages into it) and sends
-//! heartbeat pings. The connection ends on close, error, token expiry (4401), a
-//! flood (4429), an oversized frame (1009), falling behind (the hub kicks it, and so
-//! does a reply that finds the queue full), a dependency failing at connect (1013) or
-//! server shutdown (1001).
+//! heartbeat pings. The connection ends on close, token expiry (4401), a flood of
+//! frames of any kind, pings included (4429), a frame the protocol refuses (1002,
+//! 1007, 1009: [`super::read_error`]), falling behind (the hub kicks it, and so does
+//! a reply that finds the queue full), a dependency failing at connect (1013) or
+//! server shutdown (1001). However it ends, its socket is released within about
+//! [`WRITER_CLOSE_TIMEOUT`] plus [`CLOSE_ANSWER_TIMEOUT`]: a client that stopped reading
+//! cannot hold it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use chat_protocol::http::User;
 use chat_protocol::ws::{ClientFrame, ServerFrame};
-use chat_protocol::{ConversationId, ErrorCode, MAX_FRAME_BYTES, MessageId, UserId, close};
+use chat_protocol::{ConversationId, ErrorCode, MessageId, UserId, close};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -20,23 +23,37 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{Admission, GatewayState};
+use super::read_error::close_for_read_error;
+use super::{Admission, Close, GatewaySettings, GatewayState};
 use crate::auth::AccessGrant;
 use crate::error::{AppError, AppResult};
 use crate::history::{ReplaySink, Replayed};
 use crate::hub::{Outbound, encode, encode_event, encode_message};
+use crate::listener::SocketReset;
 use crate::send::Sent;
 use crate::store::Replay;
 
 /// How long a replayed frame may wait for room in the connection's own queue.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the writer may take to send what is queued and the close frame once the
+/// connection ends; then it is stopped and the socket reset.
+const WRITER_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a closed connection reads on for the client's answer to its close.
+const CLOSE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+
 type Sink = SplitSink<WebSocket, WsMessage>;
 type Stream = SplitStream<WebSocket>;
-type Close = (u16, &'static str);
 
-pub async fn run(gateway: GatewayState, socket: WebSocket, admission: Admission) {
+pub async fn run(
+    gateway: GatewayState,
+    socket: WebSocket,
+    admission: Admission,
+    reset: SocketReset,
+) {
     let (mut sink, mut stream) = socket.split();
+    let mut budget = FrameBudget::new(&gateway.settings);
     let grant = match admission {
         Admission::ForeignOrigin => {
             return close_now(&mut sink, close::POLICY, "origin not allowed").await;
@@ -50,7 +67,7 @@ pub async fn run(gateway: GatewayState, socket: WebSocket, admission: Admission)
             .await;
         }
         Admission::Authenticated(grant) => grant,
-        Admission::AwaitAuth => match authenticate(&gateway, &mut stream).await {
+        Admission::AwaitAuth => match authenticate(&gateway, &mut stream, &mut budget).await {
             Ok(grant) => grant,
             Err((code, reason)) => return close_now(&mut sink, code, reason).await,
         },
@@ -61,7 +78,12 @@ pub async fn run(gateway: GatewayState, socket: WebSocket, admission: Admission)
     };
     let span =
         tracing::info_span!("connection", user = %grant.user, connection = tracing::field::Empty);
-    serve(gateway, sink, stream, grant, user)
+    let socket = Socket {
+        sink,
+        stream,
+        reset,
+    };
+    serve(gateway, socket, budget, grant, user)
         .instrument(span)
         .await;
 }
@@ -79,14 +101,44 @@ async fn load_user(gateway: &GatewayState, id: UserId) -> Result<User, Close> {
     }
 }
 
+/// The two halves of an authenticated connection's WebSocket, and the way to reset
+/// its TCP socket.
+struct Socket {
+    sink: Sink,
+    stream: Stream,
+    reset: SocketReset,
+}
+
+/// How a connection ended: the close to send, and whether the client had stopped
+/// reading (its socket is then reset: the kernel would otherwise keep retrying the
+/// unread data for minutes).
+struct Ending {
+    close: Close,
+    fell_behind: bool,
+}
+
+impl From<Close> for Ending {
+    fn from(close: Close) -> Ending {
+        Ending {
+            close,
+            fell_behind: false,
+        }
+    }
+}
+
 /// Registers the connection, answers its frames until it ends, then closes it.
 async fn serve(
     gateway: GatewayState,
-    sink: Sink,
-    mut stream: Stream,
+    socket: Socket,
+    budget: FrameBudget,
     grant: AccessGrant,
     user: User,
 ) {
+    let Socket {
+        sink,
+        mut stream,
+        reset,
+    } = socket;
     // Count the connection before `ready`: once the client sees `ready`, closing
     // another of its connections must not make it look offline.
     let contacts = gateway.contacts(grant.user).await;
@@ -122,26 +174,37 @@ async fn serve(
         kick: kick.clone(),
     };
     connection.announce_presence(&contacts, came_online).await;
-    let (code, reason) = connection.read_frames(&mut stream, &kick, grant).await;
-    tracing::debug!(code, reason, "closing");
+    let ending = connection
+        .read_frames(&mut stream, &kick, budget, grant)
+        .await;
+    let (code, reason) = ending.close;
+    tracing::debug!(code, reason, fell_behind = ending.fell_behind, "closing");
+
+    let _ = closer.send(ending.close);
+    let closed_in_time = tokio::time::timeout(WRITER_CLOSE_TIMEOUT, &mut writer)
+        .await
+        .is_ok();
+    if !closed_in_time {
+        // A client that reads nothing holds the writer on a full socket: stop it.
+        writer.abort();
+        let _ = writer.await;
+    }
+    if ending.fell_behind || !closed_in_time {
+        reset.reset_when_dropped();
+    } else {
+        // Read on until the client answers the close (or a second passes): dropping
+        // a socket with unread frames in it resets the connection, and a flooding
+        // client would then never see its close code.
+        let _ = tokio::time::timeout(CLOSE_ANSWER_TIMEOUT, async {
+            while let Some(Ok(_)) = stream.next().await {}
+        })
+        .await;
+    }
+    // Both halves gone: the socket is closed (or reset) now, whatever comes next.
+    drop(stream);
 
     connection.went_offline().await;
-    let _ = closer.send((code, reason));
     drop(connection);
-    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
-        .await
-        .is_err()
-    {
-        // A client that reads nothing holds the writer on a full socket: drop it.
-        writer.abort();
-    }
-    // Read on until the client answers the close (or a second passes): dropping a
-    // socket with unread frames in it resets the connection, and a flooding client
-    // would then never see its close code.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Some(Ok(_)) = stream.next().await {}
-    })
-    .await;
     // Only now, with the close frame sent, does the connection stop counting: shutdown
     // waits for the count to reach zero before the runtime (and this task) is dropped.
     gateway.hub.unregister(grant.user, id);
@@ -162,7 +225,11 @@ impl GatewayState {
 }
 
 /// Waits for the first frame, which must be a valid `auth`.
-async fn authenticate(gateway: &GatewayState, stream: &mut Stream) -> Result<AccessGrant, Close> {
+async fn authenticate(
+    gateway: &GatewayState,
+    stream: &mut Stream,
+    budget: &mut FrameBudget,
+) -> Result<AccessGrant, Close> {
     let deadline = tokio::time::Instant::now() + gateway.settings.auth_timeout;
     loop {
         let frame = tokio::time::timeout_at(deadline, stream.next())
@@ -178,24 +245,34 @@ async fn authenticate(gateway: &GatewayState, stream: &mut Stream) -> Result<Acc
                     _ => Err((close::UNAUTHENTICATED, "the first frame must be auth")),
                 };
             }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
+                if !budget.take() {
+                    return Err((close::TOO_MANY_FRAMES, "too many frames"));
+                }
+            }
             Some(Ok(WsMessage::Binary(_))) => {
                 return Err((close::UNAUTHENTICATED, "the first frame must be auth"));
             }
-            Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => {
+            Some(Err(error)) => return Err(close_for_read_error(&error)),
+            Some(Ok(WsMessage::Close(_))) | None => {
                 return Err((close::UNAUTHENTICATED, "closed before auth"));
             }
         }
     }
 }
 
+/// Sends the close frame and flushes it, for at most [`WRITER_CLOSE_TIMEOUT`]: a
+/// client that does not read gets no longer than that to take it.
 async fn close_now(sink: &mut Sink, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    let _ = sink.send(WsMessage::Close(Some(frame))).await;
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(WRITER_CLOSE_TIMEOUT, async {
+        let _ = sink.send(WsMessage::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    })
+    .await;
 }
 
 /// Sends queued frames and heartbeat pings until told to close.
@@ -255,7 +332,9 @@ async fn feed_queued(sink: &mut Sink, outbound: &mut mpsc::Receiver<Outbound>) -
     true
 }
 
-/// A per-connection token bucket for frames of any kind.
+/// A per-connection token bucket for frames of any kind, WebSocket pings and pongs
+/// included: tungstenite answers every ping, so an uncounted ping flood would be
+/// answered forever.
 struct FrameBudget {
     tokens: f64,
     updated: Instant,
@@ -264,6 +343,15 @@ struct FrameBudget {
 }
 
 impl FrameBudget {
+    fn new(settings: &GatewaySettings) -> FrameBudget {
+        FrameBudget {
+            tokens: settings.frame_burst,
+            updated: Instant::now(),
+            rate_per_sec: settings.frames_per_sec,
+            burst: settings.frame_burst,
+        }
+    }
+
     fn take(&mut self) -> bool {
         let now = Instant::now();
         self.tokens = (self.tokens
@@ -295,16 +383,10 @@ impl Connection {
         &mut self,
         stream: &mut Stream,
         kick: &Notify,
+        mut budget: FrameBudget,
         grant: AccessGrant,
-    ) -> Close {
+    ) -> Ending {
         let mut shutdown = self.gateway.shutdown.clone();
-        let settings = &self.gateway.settings;
-        let mut budget = FrameBudget {
-            tokens: settings.frame_burst,
-            updated: Instant::now(),
-            rate_per_sec: settings.frames_per_sec,
-            burst: settings.frame_burst,
-        };
         let now_unix = jsonwebtoken::get_current_timestamp();
         let expiry = tokio::time::sleep(Duration::from_secs(
             grant.expires_at.saturating_sub(now_unix),
@@ -317,37 +399,36 @@ impl Connection {
         loop {
             let frame = tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|stopping| *stopping) => return (close::GOING_AWAY, "server shutting down"),
-                _ = kick.notified() => return (close::POLICY, "too slow: the connection fell behind"),
-                _ = &mut expiry => return (close::UNAUTHENTICATED, "token expired"),
+                _ = shutdown.wait_for(|stopping| *stopping) => return (close::GOING_AWAY, "server shutting down").into(),
+                _ = kick.notified() => {
+                    metrics::counter!("chat_slow_readers_disconnected_total").increment(1);
+                    return Ending {
+                        close: (close::POLICY, "too slow: the connection fell behind"),
+                        fell_behind: true,
+                    };
+                }
+                _ = &mut expiry => return (close::UNAUTHENTICATED, "token expired").into(),
                 frame = stream.next() => frame,
             };
-            let text = match frame {
-                Some(Ok(WsMessage::Text(text))) => text,
-                Some(Ok(WsMessage::Binary(bytes))) => {
-                    if bytes.len() > MAX_FRAME_BYTES {
-                        return (close::TOO_LARGE, "frame too large");
-                    }
-                    if !budget.take() {
-                        return (close::TOO_MANY_FRAMES, "too many frames");
-                    }
-                    self.error(
-                        ErrorCode::InvalidFrame,
-                        "frames are JSON text, not binary",
-                        None,
-                    );
-                    continue;
-                }
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return (1000, "bye"),
+            // tungstenite has refused frames over the size limit already.
+            let frame = match frame {
+                Some(Ok(WsMessage::Close(_))) | None => return (1000, "bye").into(),
+                Some(Err(error)) => return close_for_read_error(&error).into(),
+                Some(Ok(frame)) => frame,
             };
-            if text.len() > MAX_FRAME_BYTES {
-                return (close::TOO_LARGE, "frame too large");
-            }
             if !budget.take() {
-                return (close::TOO_MANY_FRAMES, "too many frames");
+                return (close::TOO_MANY_FRAMES, "too many frames").into();
             }
-            self.handle(&text, &mut syncs).await;
+            match frame {
+                WsMessage::Text(text) => self.handle(&text, &mut syncs).await,
+                WsMessage::Binary(_) => self.error(
+                    ErrorCode::InvalidFrame,
+                    "frames are JSON text, not binary",
+                    None,
+                ),
+                // tungstenite answers pings itself.
+                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Close(_) => {}
+            }
         }
     }
 

@@ -3,10 +3,12 @@
 //! after the upgrade is one task per connection ([`connection`]).
 
 pub mod connection;
+pub mod read_error;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::HeaderMap;
@@ -20,13 +22,13 @@ use crate::cache::Presence;
 use crate::events::Events;
 use crate::history::HistoryService;
 use crate::hub::Hub;
+use crate::listener::SocketReset;
 use crate::membership::Members;
 use crate::send::SendService;
 use crate::store::{Conversations, ReadMarkers, Users};
 
-/// Frames up to this size are read whole so an oversized one can be refused with a
-/// proper 1009 close; anything larger breaks the connection at the protocol level.
-pub const READ_CEILING_BYTES: usize = 4 * MAX_FRAME_BYTES;
+/// The close code and reason a connection ends with.
+pub type Close = (u16, &'static str);
 
 /// How connections behave, from the configuration.
 #[derive(Clone, Debug)]
@@ -78,8 +80,11 @@ pub enum Admission {
 pub async fn upgrade(
     State(gateway): State<GatewayState>,
     headers: HeaderMap,
+    reset: Option<Extension<SocketReset>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // Absent only when the router is served by something other than the listener.
+    let reset = reset.map(|Extension(reset)| reset).unwrap_or_default();
     let admission = if !origin_allowed(&gateway.settings.allowed_origins, &headers) {
         Admission::ForeignOrigin
     } else if let Some(token) = headers
@@ -96,11 +101,14 @@ pub async fn upgrade(
     };
     // Small buffers: tungstenite's defaults (128 KiB each) would cost every idle
     // connection far more memory than its state; frames beyond them still work.
+    // A frame, or a message assembled from fragments, larger than the protocol's
+    // limit is refused by tungstenite as it arrives (1009, [`read_error`]), before it
+    // is buffered whole.
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(8 * 1024)
-        .max_message_size(READ_CEILING_BYTES)
-        .max_frame_size(READ_CEILING_BYTES)
-        .on_upgrade(move |socket| connection::run(gateway, socket, admission))
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| connection::run(gateway, socket, admission, reset))
 }
 
 /// Browsers always send `Origin` on a WebSocket upgrade; other clients may omit it.

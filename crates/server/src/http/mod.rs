@@ -27,6 +27,7 @@ use crate::auth::Tokens;
 use crate::conversations::ConversationService;
 use crate::error::AppError;
 use crate::gateway::{self, GatewayState};
+use crate::listener::is_body_read_timeout;
 
 pub use openapi::ApiDoc;
 
@@ -144,7 +145,9 @@ pub struct Path<T>(pub T);
 
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if is_body_read_timeout(&rejection) {
+            AppError::RequestTimeout
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::TooLarge
         } else {
             AppError::invalid(ErrorCode::InvalidInput, rejection.body_text())

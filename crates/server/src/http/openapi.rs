@@ -192,6 +192,11 @@ fn shared_refusals(operation: &Operation) -> Vec<Refusal> {
     }
     if has_body {
         refusals.push(Refusal {
+            status: "408",
+            code: ErrorCode::RequestTimeout,
+            when: "the body did not arrive within the server's body timeout (`CHAT_BODY_READ_TIMEOUT_MS`, 30 s by default); the connection is closed".into(),
+        });
+        refusals.push(Refusal {
             status: "413",
             code: ErrorCode::TooLarge,
             when: format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),

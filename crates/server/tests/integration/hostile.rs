@@ -1122,3 +1122,63 @@ async fn an_http_send_whose_client_hangs_up_mid_request_is_finished_and_its_retr
     // Exactly one message per hung-up send, and nothing else.
     p.assert_unchanged(&stored).await;
 }
+
+/// Conversation ids are sequential, so an attacker knows the next ones. Probing them
+/// before they exist (typing, read, send, history) must not leave anything behind
+/// that refuses their members once the conversations are created.
+#[tokio::test]
+async fn conversations_probed_before_they_exist_work_for_their_members_once_created() {
+    let mut p = pair().await;
+    let carol = p.server.signup("carol").await;
+    let mallory = p.server.signup("mallory").await;
+    let mut mallory_ws = mallory.connect().await;
+    let upcoming: Vec<ConversationId> = (1..=4)
+        .map(|n| ConversationId(p.conversation.0 + n))
+        .collect();
+    for &conversation_id in &upcoming {
+        mallory_ws
+            .send(&ClientFrame::Typing { conversation_id })
+            .await;
+        mallory_ws
+            .send(&ClientFrame::Read {
+                conversation_id,
+                message_id: MessageId(1),
+            })
+            .await;
+        mallory_ws.send_message(conversation_id, "first!").await;
+        for frame in ["typing", "read", "send"] {
+            let (code, _) = mallory_ws.next_error().await;
+            assert_eq!(code, "not_found", "{frame} for {conversation_id}");
+        }
+        let history = mallory
+            .get(&format!("/conversations/{conversation_id}/messages"))
+            .await;
+        assert_eq!(history.status, StatusCode::NOT_FOUND, "{}", history.text);
+        // The members-to-be probe too (a client racing its own creation).
+        carol
+            .get(&format!("/conversations/{conversation_id}/messages"))
+            .await;
+    }
+    mallory_ws.round_trip().await;
+
+    let direct = p.alice.direct_with(&carol).await.id;
+    let group = p.alice.group_with("probed", &[&p.bob, &carol]).await.id;
+    assert!(
+        upcoming.contains(&direct) && upcoming.contains(&group),
+        "the new conversations ({direct}, {group}) were not among the probed ids {upcoming:?}"
+    );
+    let mut carol_ws = carol.connect().await;
+    let to_carol = p.alice_ws.send_and_ack(direct, "hello carol").await;
+    carol_ws.message_with_id(to_carol).await;
+    let to_group = carol_ws.send_and_ack(group, "hello group").await;
+    p.alice_ws.message_with_id(to_group).await;
+    p.bob_ws.message_with_id(to_group).await;
+    assert_eq!(
+        ids(&carol.history_containing(group, &[to_group]).await),
+        vec![to_group]
+    );
+    // The prober is still an outsider of both.
+    mallory_ws.send_message(group, "let me in").await;
+    assert_eq!(mallory_ws.next_error().await.0, "not_found");
+    p.assert_unchanged(&[]).await;
+}

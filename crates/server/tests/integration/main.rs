@@ -12,13 +12,60 @@ mod durability;
 mod events;
 mod faults;
 mod hostile;
+mod http_limits;
 mod realtime;
 mod roles;
+mod ws_protocol;
 
+use std::time::Duration;
+
+use chat_protocol::ConversationId;
 use chat_test_support::server::{Server, ServerBuilder};
+use chat_test_support::ws::Ws;
+use reqwest::StatusCode;
+use tokio::time::Instant;
 
 /// The `chat` binary cargo built for this test run, to configure and start. Only a
 /// test of the chat-server package can name it, so the path is handed over here.
 fn chat() -> ServerBuilder {
     Server::builder(env!("CARGO_BIN_EXE_chat"))
+}
+
+/// Two users chatting on their own sockets, beside a hostile client: afterwards the
+/// node must still be up and serving them promptly.
+struct Bystanders {
+    conversation: ConversationId,
+    alice_ws: Ws,
+    bob_ws: Ws,
+}
+
+impl Bystanders {
+    async fn join(server: &Server) -> Bystanders {
+        let alice = server.signup("alice").await;
+        let bob = server.signup("bob").await;
+        let conversation = alice.direct_with(&bob).await.id;
+        let alice_ws = alice.connect().await;
+        let bob_ws = bob.connect().await;
+        Bystanders {
+            conversation,
+            alice_ws,
+            bob_ws,
+        }
+    }
+
+    /// The node answers `/healthz`, and a message from alice reaches bob within 2 s.
+    async fn are_still_served(&mut self, server: &Server) {
+        assert_eq!(server.get_text("/healthz").await.0, StatusCode::OK);
+        let started = Instant::now();
+        let id = self
+            .alice_ws
+            .send_and_ack(self.conversation, "still here")
+            .await;
+        self.bob_ws.message_with_id(id).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a bystander's message took {:?}",
+            started.elapsed()
+        );
+    }
 }
