@@ -38,6 +38,7 @@ use crate::log::sqlite::{self as log_sqlite, SqliteLog};
 use crate::log::{LogError, MessageLog, runner};
 use crate::membership::Members;
 use crate::persister::{self, Persister};
+use crate::pipeline::{self, SinkError, sink};
 use crate::send::SendService;
 use crate::sessions::Sessions;
 use crate::sessions::postgres::PostgresSessions;
@@ -65,6 +66,10 @@ pub enum StartError {
     Secret(#[from] SecretError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("the dataset sink: {0}")]
+    Dataset(#[from] SinkError),
+    #[error("{0}")]
+    Pipeline(&'static str),
 }
 
 /// Runs the server until `stop` resolves, then shuts down gracefully: stops
@@ -318,9 +323,63 @@ impl Node {
         }
         let late = Arc::new(LateMessages::new(log.reorder_window()));
         start_consumers(&log, &durable, &members, &hub, &late, &shutdown, &mut tasks);
+        // In distributed mode the sink is its own process (`chat pipeline`).
+        if let (Some(settings), None) = (config.dataset_sink(), &config.kafka_brokers) {
+            let sink = pipeline::open_sink(
+                settings,
+                durable.users.clone(),
+                durable.conversations.clone(),
+            )
+            .await?;
+            tasks.push(tokio::spawn(runner::run(
+                log.clone(),
+                sink::SETTINGS,
+                sink,
+                shutdown.clone(),
+            )));
+        }
         let state = http_state(&config, durable, fast, log, members, hub, late, shutdown)?;
         Ok(Self { state, tasks })
     }
+}
+
+/// `chat pipeline`: the dataset sink alone, consuming the Kafka log as group
+/// `dataset` through the same consumer runner as the persister, until `stop`; then
+/// it finishes the commit in progress and publishes what it buffered.
+pub async fn pipeline(
+    config: Config,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let settings = config
+        .dataset_sink()
+        .ok_or(StartError::Pipeline("chat pipeline needs CHAT_DATASET_DIR"))?;
+    if config.kafka_brokers.is_none() {
+        return Err(StartError::Pipeline(
+            "chat pipeline reads the Kafka log (CHAT_KAFKA_BROKERS); in embedded mode \
+             `chat serve` runs the sink itself when CHAT_DATASET_DIR is set",
+        ));
+    }
+    let durable = match &config.database_url {
+        Some(url) => Durable::postgres(url).await?,
+        None => Durable::sqlite(
+            &database::sqlite::open(&config.data_dir)
+                .await
+                .map_err(StoreError::from)?,
+        ),
+    };
+    // This process never appends, so its node id stamps nothing.
+    let log = message_log(&config, None, Arc::new(Snowflake::new(0))).await?;
+    let sink = pipeline::open_sink(settings, durable.users, durable.conversations).await?;
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let task = tokio::spawn(runner::run(log, sink::SETTINGS, sink, shutdown));
+    println!("pipeline running");
+    tracing::info!("the dataset pipeline is running");
+    stop.await;
+    tracing::info!("shutting down");
+    shutdown_tx.send_replace(true);
+    let _ = task.await;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// The message log: Kafka when configured, else the SQLite file's log table.
@@ -604,6 +663,22 @@ fn describe_metrics() {
     metrics::describe_histogram!(
         "chat_send_latency_seconds",
         "send received to durable acknowledgement"
+    );
+    metrics::describe_counter!(
+        sink::EVENTS_WRITTEN_METRIC,
+        "conversation events the dataset sink committed to the table"
+    );
+    metrics::describe_counter!(
+        sink::EVENTS_EXCLUDED_METRIC,
+        "conversation events kept out of the dataset (no consent, or no conversation)"
+    );
+    metrics::describe_counter!(
+        sink::COMMITS_METRIC,
+        "commits of the dataset table (each with its data files and log offsets)"
+    );
+    metrics::describe_gauge!(
+        sink::LAST_COMMIT_METRIC,
+        "when the dataset table was last committed (Unix seconds)"
     );
     metrics::describe_counter!(
         crate::log::runner::SKIPPED_METRIC,

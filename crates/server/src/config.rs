@@ -132,6 +132,26 @@ pub struct Config {
     #[arg(long, env = "CHAT_DATASET_CONSENT", value_enum, default_value_t = ConsentDefault::OptIn)]
     pub dataset_consent: ConsentDefault,
 
+    /// Where the training-data table (a Delta Lake table) is written. Set, `chat
+    /// serve` in embedded mode runs the dataset sink; `chat pipeline` needs it.
+    #[arg(long, env = "CHAT_DATASET_DIR")]
+    pub dataset_dir: Option<PathBuf>,
+
+    /// Secret key of the dataset's pseudonyms (HMAC-SHA256, at least 32 bytes);
+    /// required whenever the sink runs. Keep it like a password: with it, the
+    /// pseudonyms can be tied back to users.
+    #[arg(long, env = "CHAT_DATASET_KEY", hide_env_values = true)]
+    pub dataset_key: Option<String>,
+
+    /// The dataset sink commits its buffered rows once they are about this large.
+    #[arg(long, env = "CHAT_DATASET_FLUSH_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub dataset_flush_bytes: usize,
+
+    /// ... or once the oldest of them waited this long: the table's lag on a quiet
+    /// system.
+    #[arg(long, env = "CHAT_DATASET_FLUSH_MS", default_value_t = 60_000)]
+    pub dataset_flush_ms: u64,
+
     /// Password hashes (Argon2id, 19 MiB each) computed at once, one thread each;
     /// 0 means one per core. More threads than cores only share the cores and add
     /// 19 MiB each at the peak of a burst of logins.
@@ -280,6 +300,9 @@ impl Config {
         if self.outbound_queue == 0 {
             return Err("CHAT_OUTBOUND_QUEUE must be at least 1".into());
         }
+        if self.dataset_dir.is_some() {
+            self.validate_dataset()?;
+        }
         for origin in &self.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(format!(
@@ -288,6 +311,54 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Checks the dataset sink's settings (when it runs).
+    pub fn validate_dataset(&self) -> Result<(), String> {
+        let min = crate::pipeline::pseudonym::MIN_KEY_BYTES;
+        match &self.dataset_key {
+            None => {
+                return Err(format!(
+                    "CHAT_DATASET_KEY is required when the dataset sink runs (CHAT_DATASET_DIR \
+                     is set): set a random secret of at least {min} bytes (e.g. `openssl rand \
+                     -base64 48`) and keep it like a password"
+                ));
+            }
+            Some(key) if key.len() < min => {
+                return Err(format!(
+                    "CHAT_DATASET_KEY must be at least {min} bytes (it has {})",
+                    key.len()
+                ));
+            }
+            Some(key) if is_placeholder(key) => {
+                return Err(
+                    "CHAT_DATASET_KEY is still the example's placeholder: set your own random \
+                     secret (e.g. `openssl rand -base64 48`)"
+                        .into(),
+                );
+            }
+            Some(_) => {}
+        }
+        if self.dataset_flush_bytes < 1024 {
+            return Err("CHAT_DATASET_FLUSH_BYTES must be at least 1024".into());
+        }
+        if !(1..=3_600_000).contains(&self.dataset_flush_ms) {
+            return Err("CHAT_DATASET_FLUSH_MS must be between 1 and 3600000 (an hour)".into());
+        }
+        Ok(())
+    }
+
+    /// The dataset sink's settings, when `CHAT_DATASET_DIR` is set.
+    pub fn dataset_sink(&self) -> Option<crate::pipeline::SinkSettings> {
+        Some(crate::pipeline::SinkSettings {
+            dir: self.dataset_dir.clone()?,
+            key: self.dataset_key.clone(),
+            flush: crate::pipeline::sink::FlushPolicy {
+                max_buffered_bytes: self.dataset_flush_bytes,
+                max_age: Duration::from_millis(self.dataset_flush_ms),
+            },
+            consent_by_default: self.dataset_consent.allows(),
+        })
     }
 
     /// The password-hashing pool, with the defaults resolved.

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use chat_protocol::events::Event;
 
 use crate::hub::{Hub, encode_event};
+use crate::log::Record;
 use crate::log::runner::{self, Failure, Handler, Start};
 use crate::membership::Members;
 
@@ -103,8 +104,8 @@ pub struct FanOut {
 
 #[async_trait]
 impl Handler for FanOut {
-    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
-        for event in batch {
+    async fn handle(&mut self, batch: &[Record]) -> Result<(), Failure> {
+        for Record { event, .. } in batch {
             self.late.observe(event);
             self.deliver_to_local_members(event).await;
         }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_protocol::events::Event;
 
 use crate::log::runner::{self, Failure, Handler, Start};
+use crate::log::{self, Record};
 use crate::persister::store_failure;
 use crate::store::SearchIndex;
 
@@ -32,9 +32,9 @@ pub struct Indexer {
 
 #[async_trait]
 impl Handler for Indexer {
-    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
+    async fn handle(&mut self, records: &[Record]) -> Result<(), Failure> {
         self.index
-            .index(batch)
+            .index(&log::events(records))
             .await
             .map_err(|error| store_failure("indexing for search", error))
     }

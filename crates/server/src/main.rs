@@ -17,6 +17,9 @@ struct Cli {
 enum Command {
     /// Serve the API, the WebSocket gateway and the web client.
     Serve(Config),
+    /// Run the dataset sink (DESIGN.md §10) alone: consume the Kafka log as group
+    /// `dataset` and write the training-data table under CHAT_DATASET_DIR.
+    Pipeline(Config),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +41,27 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(chat_server::app::serve(config, shutdown_signal()))?;
+            Ok(())
+        }
+        Command::Pipeline(config) => {
+            let needs_dir = || match config.dataset_dir {
+                Some(_) => Ok(()),
+                None => Err(
+                    "chat pipeline needs CHAT_DATASET_DIR (where the table is written)".to_owned(),
+                ),
+            };
+            let checked = config
+                .validate()
+                .and_then(|()| needs_dir())
+                .and_then(|()| config.validate_dataset());
+            if let Err(problem) = checked {
+                eprintln!("chat: {problem}");
+                std::process::exit(2);
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(chat_server::app::pipeline(config, shutdown_signal()))?;
             Ok(())
         }
     }

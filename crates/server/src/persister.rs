@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_protocol::events::Event;
 
-use crate::log::MessageLog;
 use crate::log::runner::{self, Failure, Handler, Start};
+use crate::log::{self, MessageLog, Record};
 use crate::store::{MessageStore, StoreError};
 
 pub const GROUP: &str = "persister";
@@ -33,9 +33,10 @@ pub struct Persister {
 
 #[async_trait]
 impl Handler for Persister {
-    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
+    async fn handle(&mut self, records: &[Record]) -> Result<(), Failure> {
+        let batch = log::events(records);
         self.store
-            .apply(batch)
+            .apply(&batch)
             .await
             .map_err(|error| store_failure("storing history", error))?;
         let deleted: Vec<_> = batch

@@ -27,7 +27,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{LogConsumer, LogError, MessageLog, NewEvent, Position, now_ms};
+use super::{LogConsumer, LogError, MessageLog, NewEvent, Position, Record, now_ms};
 use crate::snowflake::Snowflake;
 
 /// How long an append may wait for the brokers before it is refused.
@@ -481,7 +481,7 @@ impl ReadPositions {
         consumer: &StreamConsumer,
         topic: &str,
         record: &impl rdkafka::message::Message,
-        out: &mut Vec<Arc<Event>>,
+        out: &mut Vec<Record>,
     ) {
         let (partition, offset) = (record.partition(), record.offset());
         let now = Instant::now();
@@ -510,7 +510,11 @@ impl ReadPositions {
         self.gaps.remove(&partition);
         self.next.insert(partition, offset + 1);
         match record.payload().map(Event::decode) {
-            Some(Ok(event)) => out.push(Arc::new(event)),
+            Some(Ok(event)) => out.push(Record {
+                partition,
+                offset,
+                event: Arc::new(event),
+            }),
             // Not ours (or corrupt): skip it rather than stall the partition.
             _ => tracing::warn!(partition, offset, "skipping an unreadable record"),
         }
@@ -519,7 +523,7 @@ impl ReadPositions {
 
 #[async_trait]
 impl LogConsumer for KafkaConsumer {
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
+    async fn next_records(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
         let mut out = Vec::new();
         while out.is_empty() {
             match self.consumer.recv().await {

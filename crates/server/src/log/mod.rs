@@ -180,10 +180,28 @@ pub trait MessageLog: Send + Sync {
     }
 }
 
+/// An event and where it sits in the log: a consumer that keeps its own position
+/// (the dataset sink, which stores it with its data) needs both.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub event: Arc<Event>,
+}
+
+/// The events of `records`, in order.
+pub fn events(records: &[Record]) -> Vec<Arc<Event>> {
+    records.iter().map(|r| r.event.clone()).collect()
+}
+
 #[async_trait]
 pub trait LogConsumer: Send {
+    /// Waits for the next records, in log order, at most `max` of them.
+    async fn next_records(&mut self, max: usize) -> Result<Vec<Record>, LogError>;
     /// Waits for the next events, in log order, at most `max` of them.
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError>;
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
+        Ok(events(&self.next_records(max).await?))
+    }
     /// Records that everything returned so far is processed.
     async fn commit(&mut self) -> Result<(), LogError>;
 }

@@ -11,6 +11,11 @@
 //! batch is offered again event by event, and the one event the store still refuses
 //! on its own is skipped: logged at error level and counted in
 //! `chat_log_events_skipped_total{consumer}`. One bad record never wedges a group.
+//!
+//! A handler may also buffer (the dataset sink writes files of tens of MB): it says
+//! when it wants [`Handler::flush`] called, even on a quiet log, and while it holds
+//! records only in memory the runner commits nothing, so the group's position never
+//! passes what is durable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +23,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_protocol::events::Event;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{LogConsumer, MessageLog};
+use super::{LogConsumer, MessageLog, Record};
 
 /// Where a consumer reads from.
 #[derive(Clone, Copy, Debug)]
@@ -48,7 +54,25 @@ pub trait Handler: Send {
     /// Processes a batch, in log order. Returning [`Failure::Retry`] gets the same
     /// batch again after a pause, [`Failure::Refused`] its events one at a time; the
     /// position moves on only after every event was processed or skipped.
-    async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure>;
+    async fn handle(&mut self, batch: &[Record]) -> Result<(), Failure>;
+
+    /// When the handler next wants [`Handler::flush`] called, whether or not records
+    /// come; `None`: not at all (a handler that writes through).
+    fn flush_due(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Makes what the handler buffered durable. [`Failure::Retry`] gets it called
+    /// again after a pause (no new batch meanwhile).
+    async fn flush(&mut self) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// Whether records it took are still only in memory: the runner commits the
+    /// group's position only when none are, so a crash replays them.
+    fn holds_unflushed(&self) -> bool {
+        false
+    }
 }
 
 /// The metric counting events a consumer skipped because its store refused them.
@@ -135,23 +159,34 @@ async fn consume(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ended {
     loop {
+        let due = handler.flush_due();
+        let stall_check = !handler.holds_unflushed();
         let batch = tokio::select! {
-            batch = next_batch(log, settings, consumer) => batch,
-            _ = shutdown.wait_for(|stop| *stop) => return Ended::Shutdown,
+            batch = next_batch(log, settings, consumer, stall_check) => Some(batch),
+            _ = sleep_until(due) => Some(Ok(None)),
+            _ = shutdown.wait_for(|stop| *stop) => None,
+        };
+        let Some(batch) = batch else {
+            flush_at_shutdown(settings, consumer, handler).await;
+            return Ended::Shutdown;
         };
         let batch = match batch {
             Ok(Some(batch)) => batch,
-            Ok(None) => continue,
+            Ok(None) => {
+                if !flush_if_due(settings, consumer, handler, shutdown).await {
+                    return Ended::Shutdown;
+                }
+                continue;
+            }
             Err(why) => return Ended::Reconnect(why),
         };
         if !handle_until_done(settings.name, handler, &batch, shutdown).await {
             return Ended::Shutdown;
         }
-        if matches!(settings.start, Start::Group(_))
-            && let Err(error) = consumer.commit().await
-        {
-            tracing::warn!(%error, "committing the position failed; the batch will replay");
+        if !flush_if_due(settings, consumer, handler, shutdown).await {
+            return Ended::Shutdown;
         }
+        commit(settings, consumer, handler).await;
         if batch.len() < settings.max_batch
             && !settings.linger.is_zero()
             && !wait(settings.linger, shutdown).await
@@ -161,25 +196,90 @@ async fn consume(
     }
 }
 
+/// Commits the group's position, unless the handler still holds records only in
+/// memory.
+async fn commit(settings: Settings, consumer: &mut dyn LogConsumer, handler: &impl Handler) {
+    if matches!(settings.start, Start::Group(_))
+        && !handler.holds_unflushed()
+        && let Err(error) = consumer.commit().await
+    {
+        tracing::warn!(%error, "committing the position failed; the batch will replay");
+    }
+}
+
+/// Sleeps until `due`, or forever when nothing is due.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Flushes the handler when it is due, retrying until it works, then commits; false
+/// if the server stopped first.
+async fn flush_if_due(
+    settings: Settings,
+    consumer: &mut dyn LogConsumer,
+    handler: &mut impl Handler,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    if handler.flush_due().is_none_or(|due| due > Instant::now()) {
+        return true;
+    }
+    loop {
+        match handler.flush().await {
+            Ok(()) => break,
+            Err(why) => tracing::warn!(%why, "flushing failed; retrying"),
+        }
+        if !pause(shutdown).await {
+            return false;
+        }
+    }
+    commit(settings, consumer, handler).await;
+    true
+}
+
+/// One last flush when the server stops, so a buffering handler publishes what it
+/// holds; what fails here replays at the next start.
+async fn flush_at_shutdown(
+    settings: Settings,
+    consumer: &mut dyn LogConsumer,
+    handler: &mut impl Handler,
+) {
+    if !handler.holds_unflushed() {
+        return;
+    }
+    match handler.flush().await {
+        Ok(()) => commit(settings, consumer, handler).await,
+        Err(why) => {
+            tracing::warn!(%why, "flushing at shutdown failed; it replays at the next start")
+        }
+    }
+}
+
 /// The next batch; `None` when a group consumer saw nothing for a while but is not
 /// stuck. A group whose log holds records past its committed position, yet none came,
 /// lost its assignment (e.g. a rebalance that never completed): reconnect as a new
-/// member.
+/// member. That check is off while the handler holds records unflushed, as the
+/// position is then behind on purpose.
 async fn next_batch(
     log: &dyn MessageLog,
     settings: Settings,
     consumer: &mut dyn LogConsumer,
-) -> Result<Option<Vec<Arc<Event>>>, String> {
+    stall_check: bool,
+) -> Result<Option<Vec<Record>>, String> {
     let Start::Group(group) = settings.start else {
         return consumer
-            .next_batch(settings.max_batch)
+            .next_records(settings.max_batch)
             .await
             .map(Some)
             .map_err(|e| e.to_string());
     };
-    match tokio::time::timeout(STALL_CHECK, consumer.next_batch(settings.max_batch)).await {
+    match tokio::time::timeout(STALL_CHECK, consumer.next_records(settings.max_batch)).await {
         Ok(batch) => batch.map(Some).map_err(|e| e.to_string()),
-        Err(_) if stalled(log, group).await => Err("no progress with work pending".into()),
+        Err(_) if stall_check && stalled(log, group).await => {
+            Err("no progress with work pending".into())
+        }
         Err(_) => Ok(None),
     }
 }
@@ -198,7 +298,7 @@ async fn stalled(log: &dyn MessageLog, group: &str) -> bool {
 async fn handle_until_done(
     consumer: &'static str,
     handler: &mut impl Handler,
-    batch: &[Arc<Event>],
+    batch: &[Record],
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     loop {
@@ -209,7 +309,7 @@ async fn handle_until_done(
             }
             Err(Failure::Refused(why)) => {
                 if let [event] = batch {
-                    skip(consumer, event, &why);
+                    skip(consumer, &event.event, &why);
                     return true;
                 }
                 tracing::warn!(%why, count = batch.len(), "a batch was refused; retrying it event by event");
@@ -231,18 +331,18 @@ async fn handle_until_done(
 async fn handle_alone(
     consumer: &'static str,
     handler: &mut impl Handler,
-    event: &Arc<Event>,
+    record: &Record,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     loop {
-        match handler.handle(std::slice::from_ref(event)).await {
+        match handler.handle(std::slice::from_ref(record)).await {
             Ok(()) => return true,
             Err(Failure::Refused(why)) => {
-                skip(consumer, event, &why);
+                skip(consumer, &record.event, &why);
                 return true;
             }
             Err(Failure::Retry(why)) => {
-                tracing::warn!(%why, event = %event.id(), "an event failed; retrying it")
+                tracing::warn!(%why, event = %record.event.id(), "an event failed; retrying it")
             }
         }
         if !pause(shutdown).await {
@@ -283,7 +383,7 @@ mod tests {
     use super::*;
     use crate::log::{Change, NewEvent};
 
-    fn event(id: i64, body: &str) -> Arc<Event> {
+    fn event(id: i64, body: &str) -> Record {
         let new = NewEvent {
             conversation_id: ConversationId(1),
             user_id: UserId(1),
@@ -294,7 +394,11 @@ mod tests {
                 mentions: Vec::new(),
             },
         };
-        Arc::new(new.stamp(MessageId(id), chrono::Utc::now()))
+        Record {
+            partition: 0,
+            offset: id,
+            event: Arc::new(new.stamp(MessageId(id), chrono::Utc::now())),
+        }
     }
 
     /// A store that refuses any batch holding a body with a NUL (all or nothing, as a
@@ -308,20 +412,20 @@ mod tests {
 
     #[async_trait]
     impl Handler for PickyStore {
-        async fn handle(&mut self, batch: &[Arc<Event>]) -> Result<(), Failure> {
+        async fn handle(&mut self, batch: &[Record]) -> Result<(), Failure> {
             self.calls += 1;
             if self.outages > 0 {
                 self.outages -= 1;
                 return Err(Failure::Retry("down".into()));
             }
-            let refused = batch.iter().any(|e| match e.as_ref() {
+            let refused = batch.iter().any(|e| match e.event.as_ref() {
                 Event::Message(m) => m.body.contains('\0'),
                 _ => false,
             });
             if refused {
                 return Err(Failure::Refused("a NUL in text".into()));
             }
-            self.stored.extend(batch.iter().map(|e| e.id()));
+            self.stored.extend(batch.iter().map(|e| e.event.id()));
             Ok(())
         }
     }
@@ -340,6 +444,77 @@ mod tests {
             "every other event is stored, in order"
         );
         assert_eq!(store.calls, 1 + 5, "the batch once, then each event once");
+    }
+
+    /// A consumer that only counts the commits it is asked for.
+    #[derive(Default)]
+    struct CountingConsumer {
+        commits: usize,
+    }
+
+    #[async_trait]
+    impl LogConsumer for CountingConsumer {
+        async fn next_records(
+            &mut self,
+            _max: usize,
+        ) -> Result<Vec<Record>, super::super::LogError> {
+            std::future::pending().await
+        }
+        async fn commit(&mut self) -> Result<(), super::super::LogError> {
+            self.commits += 1;
+            Ok(())
+        }
+    }
+
+    /// A handler that buffers everything until flushed, and is due at once.
+    #[derive(Default)]
+    struct Buffering {
+        buffered: usize,
+        flushes: usize,
+    }
+
+    #[async_trait]
+    impl Handler for Buffering {
+        async fn handle(&mut self, batch: &[Record]) -> Result<(), Failure> {
+            self.buffered += batch.len();
+            Ok(())
+        }
+        fn flush_due(&self) -> Option<Instant> {
+            (self.buffered > 0).then(Instant::now)
+        }
+        async fn flush(&mut self) -> Result<(), Failure> {
+            self.flushes += 1;
+            self.buffered = 0;
+            Ok(())
+        }
+        fn holds_unflushed(&self) -> bool {
+            self.buffered > 0
+        }
+    }
+
+    const GROUP_SETTINGS: Settings = Settings {
+        name: "test",
+        start: Start::Group("test"),
+        max_batch: 10,
+        linger: Duration::ZERO,
+    };
+
+    #[tokio::test]
+    async fn the_position_is_committed_only_once_what_a_handler_buffered_is_flushed() {
+        let (_stop, mut shutdown) = watch::channel(false);
+        let mut consumer = CountingConsumer::default();
+        let mut handler = Buffering::default();
+        assert!(handle_until_done("test", &mut handler, &[event(1, "a")], &mut shutdown).await);
+        commit(GROUP_SETTINGS, &mut consumer, &handler).await;
+        assert_eq!(consumer.commits, 0, "nothing committed while buffered");
+        assert!(flush_if_due(GROUP_SETTINGS, &mut consumer, &mut handler, &mut shutdown).await);
+        assert_eq!(
+            (handler.flushes, consumer.commits),
+            (1, 1),
+            "flushed, then committed"
+        );
+        assert!(flush_if_due(GROUP_SETTINGS, &mut consumer, &mut handler, &mut shutdown).await);
+        assert_eq!(handler.flushes, 1, "nothing due, nothing flushed");
     }
 
     #[tokio::test]

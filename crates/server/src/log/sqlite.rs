@@ -15,7 +15,7 @@ use chat_protocol::events::Event;
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{LogConsumer, LogError, MessageLog, NewEvent, Position, now_ms};
+use super::{LogConsumer, LogError, MessageLog, NewEvent, Position, Record, now_ms};
 use crate::database::sqlite::SqlitePools;
 use crate::snowflake::Snowflake;
 
@@ -259,11 +259,11 @@ struct SqliteConsumer {
     next: Offset,
     group: Option<String>,
     /// Records read but not yet returned (a live batch larger than `max`).
-    pending: Vec<Arc<Event>>,
+    pending: Vec<Record>,
 }
 
 impl SqliteConsumer {
-    async fn read_table(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
+    async fn read_table(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
         let rows = sqlx::query(
             "SELECT log_offset, record FROM conversation_log
              WHERE log_offset >= ? ORDER BY log_offset LIMIT ?",
@@ -279,15 +279,23 @@ impl SqliteConsumer {
             .iter()
             .filter_map(|row| {
                 let record: Result<String, _> = row.try_get("record");
-                match record.map(|r| Event::decode(r.as_bytes())) {
-                    Ok(Ok(event)) => Some(Arc::new(event)),
-                    Ok(Err(error)) => {
-                        let offset: Option<i64> = row.try_get("log_offset").ok();
+                let offset: Option<i64> = row.try_get("log_offset").ok();
+                match (record.map(|r| Event::decode(r.as_bytes())), offset) {
+                    (Ok(Ok(event)), Some(offset)) => Some(Record {
+                        partition: 0,
+                        offset,
+                        event: Arc::new(event),
+                    }),
+                    (Ok(Err(error)), _) => {
                         tracing::error!(%error, ?offset, "skipping an unreadable log record");
                         None
                     }
-                    Err(error) => {
+                    (Err(error), _) => {
                         tracing::error!(%error, "skipping an unreadable log record");
+                        None
+                    }
+                    (Ok(Ok(_)), None) => {
+                        tracing::error!("skipping a log record without an offset");
                         None
                     }
                 }
@@ -298,7 +306,7 @@ impl SqliteConsumer {
 
 #[async_trait]
 impl LogConsumer for SqliteConsumer {
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
+    async fn next_records(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
         let max = max.max(1);
         let mut out = self.first_batch(max).await?;
         // Then every batch already committed, up to `max`: a consumer that took a
@@ -340,7 +348,7 @@ impl SqliteConsumer {
     /// Takes the part of a live batch at or after `next`; a batch that starts past
     /// `next` means records were missed, so they are read from the table instead.
     /// The next events: what a split batch left, a live batch, or rows of the table.
-    async fn first_batch(&mut self, max: usize) -> Result<Vec<Arc<Event>>, LogError> {
+    async fn first_batch(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
         if !self.pending.is_empty() {
             let take = self.pending.len().min(max);
             return Ok(self.pending.drain(..take).collect());
@@ -381,20 +389,26 @@ impl SqliteConsumer {
         }
     }
 
-    fn take_live(&mut self, batch: Committed, max: usize) -> Option<Vec<Arc<Event>>> {
+    fn take_live(&mut self, batch: Committed, max: usize) -> Option<Vec<Record>> {
         let end = batch.first + batch.events.len() as u64;
         if end <= self.next || batch.first > self.next {
             return None;
         }
         let skip = (self.next - batch.first) as usize;
-        let fresh = &batch.events[skip..];
+        let mut fresh: Vec<Record> = batch.events[skip..]
+            .iter()
+            .zip(self.next..)
+            .map(|(event, offset)| Record {
+                partition: 0,
+                offset: offset as i64,
+                event: event.clone(),
+            })
+            .collect();
         self.next = end;
-        if fresh.len() <= max {
-            Some(fresh.to_vec())
-        } else {
-            self.pending = fresh[max..].to_vec();
-            Some(fresh[..max].to_vec())
+        if fresh.len() > max {
+            self.pending = fresh.split_off(max);
         }
+        Some(fresh)
     }
 }
 

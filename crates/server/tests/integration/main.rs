@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod cluster;
 mod contract;
+mod dataset;
 mod durability;
 mod events;
 mod faults;
