@@ -10,6 +10,11 @@
 //! none of it, and a restart reads the markers to know where the table ends. (The
 //! files of a commit that never landed stay on disk, unreferenced, for a later
 //! vacuum.)
+//!
+//! Every [`CHECKPOINT_EVERY_VERSIONS`] commits the table gets a checkpoint (one
+//! Parquet file summing up the log, markers included), so opening it reads a
+//! checkpoint and a few commits instead of every commit since the table began: at
+//! one commit a minute that would be 1,440 more JSON files to read per day.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +37,10 @@ use super::rows::{Row, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 
 /// The ZSTD level: 3 is zstd's own default, a good ratio at little CPU.
 const ZSTD_LEVEL: i32 = 3;
+
+/// How many commits pass between checkpoints (kafka-delta-ingest's default is 10 at
+/// a commit every few seconds; this sink commits once a minute when quiet).
+pub const CHECKPOINT_EVERY_VERSIONS: u64 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -133,10 +142,27 @@ impl DatasetTable {
         }
         .await;
         match written {
-            Ok(version) => Ok(version),
+            Ok(version) => {
+                if version % CHECKPOINT_EVERY_VERSIONS == 0 {
+                    self.checkpoint().await;
+                }
+                Ok(version)
+            }
             Err(error) => {
                 writer.reset();
                 Err(error.into())
+            }
+        }
+    }
+
+    /// Writes a checkpoint of the current version. A failure costs only slower
+    /// opening (the commits stay the truth), so it is logged, not returned.
+    async fn checkpoint(&self) {
+        let version = self.table.version();
+        match deltalake::checkpoints::create_checkpoint(&self.table, None).await {
+            Ok(()) => tracing::info!(?version, "checkpointed the dataset table"),
+            Err(error) => {
+                tracing::warn!(?version, %error, "could not checkpoint the dataset table")
             }
         }
     }
@@ -245,4 +271,58 @@ fn record_batch(writer: &RecordBatchWriter, rows: &[Row]) -> Result<RecordBatch,
         .map(|field| cast(&column(field.name()), field.data_type()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema, arrays)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    use super::*;
+    use crate::pipeline::rows::Kind;
+
+    fn row(event_id: i64) -> Row {
+        let time = Utc
+            .with_ymd_and_hms(2026, 12, 3, 12, 0, 0)
+            .single()
+            .unwrap_or_default();
+        Row {
+            event_id,
+            kind: Kind::Post,
+            message_id: event_id,
+            conversation: "c1".into(),
+            author: "u1".into(),
+            key_id: "k1".into(),
+            time,
+            body: Some(format!("message {event_id}")),
+            reply_to: None,
+            mentions: Vec::new(),
+            conversation_kind: "direct",
+            conversation_size: 2,
+            day: NaiveDate::from_ymd_opt(2026, 12, 3).unwrap_or_default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_keeps_the_markers_and_the_rows() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut table = DatasetTable::open_or_create(dir.path()).await?;
+        let mut last = 0;
+        for version in 1..=CHECKPOINT_EVERY_VERSIONS {
+            let offsets = BTreeMap::from([(0, version as i64 * 10), (1, version as i64)]);
+            last = table.append(&[row(version as i64)], &offsets, 0).await?;
+        }
+        assert_eq!(last, CHECKPOINT_EVERY_VERSIONS);
+        let log = dir.path().join("_delta_log");
+        let checkpoint = format!("{CHECKPOINT_EVERY_VERSIONS:020}.checkpoint.parquet");
+        assert!(log.join(&checkpoint).exists(), "no {checkpoint} in {log:?}");
+        // Opening again reads the checkpoint: the markers and every file are there.
+        let reopened = DatasetTable::open_or_create(dir.path()).await?;
+        let hundred = CHECKPOINT_EVERY_VERSIONS as i64;
+        assert_eq!(reopened.stored_offset(0).await?, Some(hundred * 10));
+        assert_eq!(reopened.stored_offset(1).await?, Some(hundred));
+        assert_eq!(reopened.stored_offset(2).await?, None);
+        let files = reopened.table.get_file_uris()?.count();
+        assert_eq!(files, CHECKPOINT_EVERY_VERSIONS as usize);
+        Ok(())
+    }
 }
