@@ -180,17 +180,16 @@ impl DatasetSink {
     /// Reads the choices of the authors in `events` whose cached choices are older
     /// than their event.
     async fn refresh_consents(&mut self, events: &[&Event]) -> Result<(), Failure> {
-        let stale: Vec<UserId> = events
-            .iter()
-            .filter(|e| {
-                self.consents
-                    .get(&e.user_id())
-                    .is_none_or(|cached| cached.at < e.at())
-            })
-            .map(|e| e.user_id())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let stale: Vec<UserId> = distinct(
+            events
+                .iter()
+                .filter(|e| {
+                    self.consents
+                        .get(&e.user_id())
+                        .is_none_or(|cached| cached.at < e.at())
+                })
+                .map(|e| e.user_id()),
+        );
         if stale.is_empty() {
             return Ok(());
         }
@@ -230,13 +229,12 @@ impl DatasetSink {
     /// caches lack.
     async fn refresh_lookups(&mut self, events: &[&Event]) -> Result<(), Failure> {
         let now = Instant::now();
-        let unknown_users: Vec<UserId> = events
-            .iter()
-            .flat_map(|e| mentions(e).iter().copied())
-            .filter(|id| !self.usernames.contains_key(id))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let unknown_users: Vec<UserId> = distinct(
+            events
+                .iter()
+                .flat_map(|e| mentions(e).iter().copied())
+                .filter(|id| !self.usernames.contains_key(id)),
+        );
         if !unknown_users.is_empty() {
             let users = self
                 .users
@@ -251,17 +249,12 @@ impl DatasetSink {
                     .insert(user.id, user.username.to_ascii_lowercase());
             }
         }
-        let stale: Vec<ConversationId> = events
-            .iter()
-            .map(|e| e.conversation_id())
-            .filter(|id| {
+        let stale: Vec<ConversationId> =
+            distinct(events.iter().map(|e| e.conversation_id()).filter(|id| {
                 self.facts
                     .get(id)
                     .is_none_or(|(_, at)| now.duration_since(*at) > CONVERSATION_FACTS_TTL)
-            })
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+            }));
         if stale.is_empty() {
             return Ok(());
         }
@@ -350,6 +343,11 @@ impl DatasetSink {
         self.table_uncertain = false;
         Ok(())
     }
+}
+
+/// Each item once.
+fn distinct<T: Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
+    items.collect::<HashSet<_>>().into_iter().collect()
 }
 
 fn mentions(event: &Event) -> &[UserId] {

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
-use crate::chat;
+use crate::{chat, slow_reader_server};
 
 /// An id no conversation will have in a fresh server.
 const NONEXISTENT: ConversationId = ConversationId(4_611_686_018_427_387_903);
@@ -818,16 +818,7 @@ async fn exactly_the_acknowledged_sends_were_stored(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_is_disconnected_and_the_others_keep_being_served() {
-    let server = chat()
-        .env(&[
-            ("CHAT_OUTBOUND_QUEUE", "128"),
-            ("CHAT_SEND_RATE_PER_SEC", "100000"),
-            ("CHAT_SEND_BURST", "100000"),
-            ("CHAT_FRAMES_PER_SEC", "100000"),
-            ("CHAT_FRAME_BURST", "100000"),
-        ])
-        .start()
-        .await;
+    let server = slow_reader_server().await;
     let alice = server.signup("alice").await;
     let bob = server.signup("bob").await;
     let conversation = alice.direct_with(&bob).await.id;

@@ -31,6 +31,21 @@ fn chat() -> ServerBuilder {
     Server::builder(env!("CARGO_BIN_EXE_chat"))
 }
 
+/// A node with a small outbound queue and no send or frame limits, so one fast
+/// sender can fill a slow reader's queue and get it disconnected.
+async fn slow_reader_server() -> Server {
+    chat()
+        .env(&[
+            ("CHAT_OUTBOUND_QUEUE", "128"),
+            ("CHAT_SEND_RATE_PER_SEC", "100000"),
+            ("CHAT_SEND_BURST", "100000"),
+            ("CHAT_FRAMES_PER_SEC", "100000"),
+            ("CHAT_FRAME_BURST", "100000"),
+        ])
+        .start()
+        .await
+}
+
 /// Two users chatting on their own sockets, beside a hostile client: afterwards the
 /// node must still be up and serving them promptly.
 struct Bystanders {

@@ -13,7 +13,7 @@ use chat_test_support::server::Server;
 use chat_test_support::ws::Ws;
 use tokio::time::Instant;
 
-use crate::{Bystanders, chat};
+use crate::{Bystanders, chat, slow_reader_server};
 
 /// Starts a server with two bystanders, opens an authenticated raw socket as
 /// mallory, hands it to `abuse` and checks it closes with `expected`; then the
@@ -145,16 +145,7 @@ async fn slow_readers_disconnected(server: &Server) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnected_slow_reader_loses_its_tcp_socket_within_two_seconds() {
-    let server = chat()
-        .env(&[
-            ("CHAT_OUTBOUND_QUEUE", "128"),
-            ("CHAT_SEND_RATE_PER_SEC", "100000"),
-            ("CHAT_SEND_BURST", "100000"),
-            ("CHAT_FRAMES_PER_SEC", "100000"),
-            ("CHAT_FRAME_BURST", "100000"),
-        ])
-        .start()
-        .await;
+    let server = slow_reader_server().await;
     let mut bystanders = Bystanders::join(&server).await;
     let sender = server.signup("sender").await;
     let reader = server.signup("reader").await;
