@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 
+use chat_server::app::StartError;
 use chat_server::config::Config;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -33,15 +34,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Serve(config) => {
-            if let Err(problem) = config.validate() {
-                eprintln!("chat: {problem}");
-                std::process::exit(2);
-            }
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(chat_server::app::serve(config, shutdown_signal()))?;
-            Ok(())
+            exit_if_refused(config.validate());
+            run(chat_server::app::serve(config, shutdown_signal()))
         }
         Command::Pipeline(config) => {
             let needs_dir = || match config.dataset_dir {
@@ -50,21 +44,32 @@ fn main() -> anyhow::Result<()> {
                     "chat pipeline needs CHAT_DATASET_DIR (where the table is written)".to_owned(),
                 ),
             };
-            let checked = config
-                .validate()
-                .and_then(|()| needs_dir())
-                .and_then(|()| config.validate_dataset());
-            if let Err(problem) = checked {
-                eprintln!("chat: {problem}");
-                std::process::exit(2);
-            }
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(chat_server::app::pipeline(config, shutdown_signal()))?;
-            Ok(())
+            exit_if_refused(
+                config
+                    .validate()
+                    .and_then(|()| needs_dir())
+                    .and_then(|()| config.validate_dataset()),
+            );
+            run(chat_server::app::pipeline(config, shutdown_signal()))
         }
     }
+}
+
+/// A configuration refused: says why and exits with status 2, before anything starts.
+fn exit_if_refused(checked: Result<(), String>) {
+    if let Err(problem) = checked {
+        eprintln!("chat: {problem}");
+        std::process::exit(2);
+    }
+}
+
+/// Runs `work` to its end on a multi-threaded runtime.
+fn run(work: impl Future<Output = Result<(), StartError>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)?;
+    Ok(())
 }
 
 /// SIGTERM or Ctrl-C.
